@@ -1,0 +1,58 @@
+"""Classification figures: accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_class: list[ClassReport]
+    labels: list[str]
+    confusion: list[list[int]]
+    abstained: int = 0
+
+    def as_text(self) -> str:
+        lines = [f"n={self.n}  accuracy={self.accuracy:.4f}  macro-F1={self.macro_f1:.4f}"]
+        if self.abstained:
+            lines.append(f"abstained (below confidence threshold, counted as wrong): {self.abstained}")
+        lines.append(f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+        for c in self.per_class:
+            lines.append(f"{c.label:<12}{c.precision:>10.3f}{c.recall:>10.3f}{c.f1:>10.3f}{c.support:>9d}")
+        lines.append("confusion (rows = true, columns = predicted, order as above):")
+        lines.extend("  " + " ".join(f"{v:>5d}" for v in row) for row in self.confusion)
+        return "\n".join(lines)
+
+
+def evaluate(true: list[str], predicted: list[str], labels: list[str]) -> EvalReport:
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true, predicted, labels=labels, zero_division=0
+    )
+    per_class = [
+        ClassReport(label, float(p), float(r), float(f), int(s))
+        for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+    ]
+    matrix = confusion_matrix(true, predicted, labels=labels)
+    return EvalReport(
+        n=len(true),
+        accuracy=float(accuracy_score(true, predicted)),
+        macro_f1=float(f1_score(true, predicted, labels=labels, average="macro", zero_division=0)),
+        per_class=per_class,
+        labels=labels,
+        confusion=np.asarray(matrix).astype(int).tolist(),
+    )

@@ -1,0 +1,41 @@
+"""Typed contracts between the pipeline's stages: every message on every topic is one of these models."""
+
+from contracts.messages import (
+    CameraFrame,
+    CategoryScore,
+    Channel,
+    ClassifiedCall,
+    DeadLetter,
+    DetectedEvent,
+    DispatchDecision,
+    EventKind,
+    HotlineTranscript,
+    Message,
+    Priority,
+    Source,
+    TicketEvent,
+    Urgency,
+)
+from contracts.privacy import mask_phone, mask_pii
+from contracts.topics import TOPIC_MODELS, Topic
+
+__all__ = [
+    "TOPIC_MODELS",
+    "CameraFrame",
+    "CategoryScore",
+    "Channel",
+    "ClassifiedCall",
+    "DeadLetter",
+    "DetectedEvent",
+    "DispatchDecision",
+    "EventKind",
+    "HotlineTranscript",
+    "Message",
+    "Priority",
+    "Source",
+    "TicketEvent",
+    "Topic",
+    "Urgency",
+    "mask_phone",
+    "mask_pii",
+]

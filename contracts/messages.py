@@ -1,0 +1,250 @@
+"""The messages carried on topics. Each carries a `schema_id` naming its schema and version.
+
+A consumer rejects (to the dead-letter topic) any message whose schema_id is not the one its topic carries,
+so a producer on a newer schema is noticed instead of being half-read.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, Base64Bytes, BaseModel, ConfigDict, Field, field_validator
+
+from contracts.privacy import mask_phone, mask_pii
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Message(BaseModel):
+    """Base of every topic message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    SCHEMA: ClassVar[str]
+
+    def key(self) -> str | None:
+        """Partitioning key on the topic (district, camera ...); None lets the transport choose."""
+        return None
+
+
+class Channel(StrEnum):
+    PHONE = "phone"
+    WEB = "web"
+    APP = "app"
+    WECHAT = "wechat"
+    SMS = "sms"
+    EMAIL = "email"
+    OTHER = "other"
+
+
+class Source(StrEnum):
+    HOTLINE = "hotline"
+    CAMERA = "camera"
+
+
+class Priority(StrEnum):
+    """12345 practice: emergencies within hours, ordinary requests within working days."""
+
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Urgency(StrEnum):
+    NONE = "none"
+    ELEVATED = "elevated"
+    EMERGENCY = "emergency"
+
+
+class EventKind(StrEnum):
+    """Urban-management events a camera can report (数字化城管 事件)."""
+
+    EXPOSED_GARBAGE = "exposed_garbage"
+    OVERFLOWING_BIN = "overflowing_bin"
+    ILLEGAL_PARKING = "illegal_parking"
+    ROAD_DAMAGE = "road_damage"
+    STREET_VENDOR = "street_vendor"
+    FIRE_SMOKE = "fire_smoke"
+    FLOODING = "flooding"
+
+
+class HotlineTranscript(Message):
+    """A citizen's call (or web/app message) as the call centre received it."""
+
+    SCHEMA: ClassVar[str] = "hotline.transcript/v1"
+    schema_id: Literal["hotline.transcript/v1"] = "hotline.transcript/v1"
+    call_id: Identifier
+    received_at: AwareDatetime
+    channel: Channel = Channel.PHONE
+    title: Annotated[str, Field(max_length=500)] | None = None
+    text: Annotated[str, Field(min_length=1, max_length=20_000)]
+    caller_phone: Annotated[str, Field(max_length=32)] | None = None
+    district_hint: Annotated[str, Field(max_length=64)] | None = None
+
+    @field_validator("caller_phone")
+    @classmethod
+    def _mask_caller_phone(cls, phone: str | None) -> str | None:
+        return None if phone is None else mask_phone(phone)
+
+    @field_validator("text", "title")
+    @classmethod
+    def _mask_numbers_in_text(cls, text: str | None) -> str | None:
+        return None if text is None else mask_pii(text)
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("text is blank")
+        return text
+
+    def key(self) -> str | None:
+        return self.district_hint or self.call_id
+
+
+class CameraFrame(Message):
+    """One still from a city camera; `image` is JPEG or PNG bytes (base64 in JSON)."""
+
+    SCHEMA: ClassVar[str] = "camera.frame/v1"
+    schema_id: Literal["camera.frame/v1"] = "camera.frame/v1"
+    frame_id: Identifier
+    camera_id: Identifier
+    captured_at: AwareDatetime
+    content_type: Literal["image/jpeg", "image/png"] = "image/jpeg"
+    image: Base64Bytes
+
+    def key(self) -> str | None:
+        return self.camera_id
+
+
+class CategoryScore(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    label: str
+    score: Probability
+
+
+class ClassifiedCall(Message):
+    """A transcript with what the text stage understood of it."""
+
+    SCHEMA: ClassVar[str] = "hotline.classified/v1"
+    schema_id: Literal["hotline.classified/v1"] = "hotline.classified/v1"
+    call_id: Identifier
+    received_at: AwareDatetime
+    channel: Channel
+    title: str | None = None
+    text: str
+    category: str | None = Field(description="Top-level category; None when the classifier abstained.")
+    confidence: Probability
+    top_k: list[CategoryScore]
+    sub_categories: list[CategoryScore] = Field(default_factory=list)
+    classifier: str = Field(description="Which model produced the category, with its version.")
+    district: str | None = None
+    address: str | None = None
+    urgency: Urgency = Urgency.NONE
+    urgency_terms: list[str] = Field(default_factory=list)
+
+    def key(self) -> str | None:
+        return self.district or self.call_id
+
+
+class DetectedEvent(Message):
+    """An urban-management event a camera saw: it starts, persists and ends (not one per frame)."""
+
+    SCHEMA: ClassVar[str] = "camera.event/v1"
+    schema_id: Literal["camera.event/v1"] = "camera.event/v1"
+    event_id: Identifier
+    camera_id: Identifier
+    zone_id: str | None = None
+    kind: EventKind
+    state: Literal["started", "ended"]
+    started_at: AwareDatetime
+    observed_at: AwareDatetime
+    confidence: Probability
+    bbox_xyxy: tuple[float, float, float, float] | None = None
+    district: str | None = None
+    address: str | None = None
+    citymgmt_code: str | None = Field(default=None, description="数字化城管 event code used for routing.")
+    detector: str
+    snapshot_jpeg: Base64Bytes | None = None
+
+    def key(self) -> str | None:
+        return self.camera_id
+
+
+class DispatchDecision(Message):
+    """Where a case goes and why; department None means the manual dispatch queue."""
+
+    SCHEMA: ClassVar[str] = "dispatch.decision/v1"
+    schema_id: Literal["dispatch.decision/v1"] = "dispatch.decision/v1"
+    decision_id: Identifier
+    source: Source
+    source_event_id: Identifier
+    decided_at: AwareDatetime
+    title: str
+    description: str
+    category: str | None = None
+    district: str | None = None
+    address: str | None = None
+    department: str | None
+    co_handlers: list[str] = Field(default_factory=list)
+    priority: Priority
+    deadline_hours: Annotated[int, Field(gt=0)]
+    direct_answer_allowed: bool = False
+    rule_id: str | None
+    rules_version: str
+    manual_reason: str | None = None
+    explanation: dict[str, Any] = Field(default_factory=dict, description="Inputs the rule saw.")
+
+    def key(self) -> str | None:
+        return self.district or self.source_event_id
+
+
+class TicketEvent(Message):
+    """A change in a ticket's life (created, dispatched, accepted, returned ...), for downstream consumers."""
+
+    SCHEMA: ClassVar[str] = "ticket.event/v1"
+    schema_id: Literal["ticket.event/v1"] = "ticket.event/v1"
+    ticket_id: Identifier
+    source_event_id: Identifier
+    transition: str
+    status: str
+    department: str | None
+    priority: Priority
+    deadline_at: AwareDatetime
+    at: AwareDatetime
+    actor: str
+    reason: str | None = None
+    title: str
+    district: str | None = None
+
+    def key(self) -> str | None:
+        return self.ticket_id
+
+
+class DeadLetter(Message):
+    """A message a stage refused, kept with the reason so that nothing accepted is silently dropped."""
+
+    SCHEMA: ClassVar[str] = "deadletter/v1"
+    schema_id: Literal["deadletter/v1"] = "deadletter/v1"
+    dead_letter_id: Identifier
+    origin_topic: str
+    stage: str
+    error_type: Literal[
+        "malformed",
+        "oversized",
+        "unknown_schema",
+        "invalid",
+        "unknown_camera",
+        "not_an_image",
+        "processing_error",
+    ]
+    reason: str
+    details: list[dict[str, Any]] = Field(default_factory=list)
+    key_text: str | None = None
+    payload_b64: Base64Bytes
+    payload_size: int
+    payload_sha256: str
+    payload_truncated: bool
+    rejected_at: AwareDatetime

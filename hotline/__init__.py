@@ -1,0 +1,1 @@
+"""The application shell: settings, logging, pipeline wiring and the `hotline` CLI."""

@@ -1,0 +1,228 @@
+"""`hotline`: the one command line of the system."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hotline.logging import configure_logging
+from hotline.settings import Settings, get_settings
+
+app = typer.Typer(help="12345 hotline + city camera AI dispatch.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Put transcripts or camera frames on their topics.", no_args_is_help=True)
+tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
+deadletter_app = typer.Typer(help="Look at rejected messages.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Message contracts.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(schemas_app, name="schemas")
+console = Console(width=None if Console().is_terminal else 200)
+
+
+@app.callback()
+def _main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@app.command()
+def setup(force: Annotated[bool, typer.Option(help="Retrain models that already exist.")] = False) -> None:
+    """Migrate the ticket database and train the models the pipeline needs."""
+    _setup(get_settings(), force)
+
+
+def _setup(settings: Settings, force: bool = False) -> None:
+    from classifiers import BaselineClassifier
+    from hotline.pipeline import BASELINE_MODEL_FILE
+    from tickets.migrate import upgrade_database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_database(settings.resolved_database_url)
+    console.print(f"ticket database ready: {settings.resolved_database_url}")
+    model_path = settings.models_dir / BASELINE_MODEL_FILE
+    if model_path.exists() and not force:
+        console.print(f"baseline classifier present: {model_path}")
+        return
+    training_csv = settings.hotline_data_dir / "messages_train.csv"
+    with console.status(f"training the baseline classifier on {training_csv} ..."):
+        classifier, report = BaselineClassifier.train(training_csv)
+    classifier.save(model_path)
+    console.print(f"trained {classifier.name}: {classifier.card.trained_on}")
+    console.print(f"held-out raw rows: accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f} "
+                  f"(n={report.n})")
+
+
+@ingest_app.command("transcripts")
+def ingest_transcripts_command(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSONL of transcripts.")],
+    limit: Annotated[int | None, typer.Option(help="Only the first N rows.")] = None,
+) -> None:
+    """Publish transcripts (our columns, or the 留言编号/留言主题/留言详情 export) to the transcripts topic."""
+    from hotline.ingest import ingest_transcripts
+    from hotline.pipeline import open_transport
+
+    transport = open_transport(get_settings())
+    try:
+        report = ingest_transcripts(transport, path, limit)
+    finally:
+        transport.close()
+    console.print(f"transcripts accepted: {report.accepted}, rejected to dead letters: {report.rejected}")
+
+
+@ingest_app.command("frames")
+def ingest_frames_command(
+    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder of JPEG/PNG frames.")],
+    camera: Annotated[str, typer.Option(help="Camera id from the camera registry.")],
+    interval: Annotated[float, typer.Option(help="Seconds between consecutive frames.")] = 10.0,
+    limit: Annotated[int | None, typer.Option(help="Only the first N images.")] = None,
+) -> None:
+    """Publish a folder of images as one camera's frames."""
+    from hotline.ingest import ingest_frames
+    from hotline.pipeline import open_transport
+
+    transport = open_transport(get_settings())
+    try:
+        report = ingest_frames(transport, folder, camera, interval, limit=limit)
+    finally:
+        transport.close()
+    console.print(f"frames accepted: {report.accepted}, rejected to dead letters: {report.rejected}")
+
+
+@app.command()
+def run(follow: Annotated[bool, typer.Option(help="Keep running and wait for new messages.")] = False) -> None:
+    """Run every stage on the embedded transport until the topics are drained."""
+    settings = get_settings()
+    if settings.transport != "embedded":
+        raise typer.BadParameter("`run` drives the embedded transport; on Kafka start `hotline worker`")
+    _run_embedded(settings, follow)
+
+
+def _run_embedded(settings: Settings, follow: bool = False) -> None:
+    import threading
+
+    from hotline.pipeline import build_pipeline, open_embedded_bus, open_store
+
+    bus = open_embedded_bus(settings)
+    pipeline = build_pipeline(settings, open_store(settings))
+    for name, reason in pipeline.disabled.items():
+        console.print(f"[yellow]stage {name} not running:[/] {reason}")
+    waiting = sum(bus.lag(stage) for stage in pipeline.stages)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} messages"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task(f"processing ({waiting} waiting at start)", total=None)
+        processed = bus.run_until_idle(pipeline.stages, lambda n: progress.advance(task, n))
+    console.print(f"processed {processed} messages")
+    if follow:
+        stop = threading.Event()
+        console.print("following new messages; Ctrl-C to stop")
+        try:
+            bus.run_forever(pipeline.stages, stop)
+        except KeyboardInterrupt:
+            stop.set()
+    bus.close()
+
+
+@app.command()
+def worker() -> None:
+    """Run the stages as a faust worker on Kafka (start several: they share partitions in one group)."""
+    from hotline.worker import run_worker
+
+    run_worker(get_settings())
+
+
+@app.command()
+def demo(
+    transcripts: Annotated[Path | None, typer.Option(help="Default: ../shared/data/hotline/unlabeled_messages.csv")] = None,
+    limit: Annotated[int, typer.Option(help="How many transcripts to feed.")] = 40,
+    frames: Annotated[Path | None, typer.Option(help="Default: ../shared/data/vision/garbage/images")] = None,
+    camera: Annotated[str, typer.Option(help="Camera the frames come from.")] = "cam-A3-0001",
+    frame_limit: Annotated[int, typer.Option(help="How many frames to feed.")] = 12,
+) -> None:
+    """Set up, feed transcripts and camera frames through every stage (embedded transport), print tickets."""
+    from hotline.ingest import ingest_frames, ingest_transcripts
+    from hotline.pipeline import open_embedded_bus
+
+    settings = get_settings()
+    _setup(settings)
+    transcripts = transcripts or settings.hotline_data_dir / "unlabeled_messages.csv"
+    frames = frames or settings.shared_dir / "data" / "vision" / "garbage" / "images"
+    bus = open_embedded_bus(settings)
+    text_report = ingest_transcripts(bus, transcripts, limit)
+    frame_report = ingest_frames(bus, frames, camera, limit=frame_limit)
+    bus.close()
+    console.print(f"fed {text_report.accepted} transcripts ({text_report.rejected} rejected) and "
+                  f"{frame_report.accepted} frames from {camera}")
+    _run_embedded(settings)
+    _print_tickets(settings, limit=limit + frame_limit)
+
+
+@tickets_app.command("list")
+def tickets_list(
+    limit: Annotated[int, typer.Option()] = 30,
+    status: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The newest tickets."""
+    _print_tickets(get_settings(), limit, status, as_json)
+
+
+def _print_tickets(settings: Settings, limit: int, status: str | None = None, as_json: bool = False) -> None:
+    from hotline.pipeline import open_store
+
+    store = open_store(settings)
+    tickets = store.list(limit=limit, status=status)
+    if as_json:
+        for ticket in tickets:
+            typer.echo(json.dumps(ticket.decision | {"ticket_id": ticket.id, "status": ticket.status},
+                                  ensure_ascii=False))
+        return
+    table = Table(title=f"tickets ({store.count()} in store, newest {len(tickets)})", show_lines=False)
+    for column in ("ticket", "source", "title", "category", "district", "department", "priority", "due", "rule"):
+        table.add_column(column, overflow="fold")
+    for t in tickets:
+        table.add_row(t.id, t.source, t.title[:28], t.category or "-", t.district or "-",
+                      t.department or f"[yellow]manual: {t.decision.get('manual_reason')}[/]", t.priority,
+                      f"{t.deadline_at:%m-%d %H:%M}", t.rule_id or "-")
+    console.print(table)
+    by_status = store.counts_by("status")
+    console.print("by status: " + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())))
+
+
+@deadletter_app.command("list")
+def deadletter_list(limit: Annotated[int, typer.Option()] = 20) -> None:
+    """Rejected messages with their reasons (embedded transport)."""
+    from contracts import DeadLetter, Topic
+    from hotline.pipeline import open_embedded_bus
+
+    bus = open_embedded_bus(get_settings())
+    records = list(bus.records(Topic.DEAD_LETTER))[-limit:]
+    for record in records:
+        letter = DeadLetter.model_validate_json(record.value)
+        console.print(f"{letter.rejected_at:%Y-%m-%d %H:%M:%S} [{letter.error_type}] {letter.origin_topic} "
+                      f"({letter.stage}): {letter.reason}")
+    console.print(f"{bus.count(Topic.DEAD_LETTER)} dead letters in all")
+
+
+@schemas_app.command("export")
+def schemas_export(out: Annotated[Path, typer.Argument(help="Folder for the JSON Schema files.")]) -> None:
+    """Write the JSON Schema of every topic's message."""
+    from contracts.schemas import export_json_schemas
+
+    for path in export_json_schemas(out):
+        console.print(str(path))
+
+
+@app.command("db-upgrade")
+def db_upgrade() -> None:
+    """Apply ticket-database migrations (Alembic)."""
+    from tickets.migrate import upgrade_database
+
+    upgrade_database(get_settings().resolved_database_url)
+    console.print("database at the newest schema")

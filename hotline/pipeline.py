@@ -1,0 +1,67 @@
+"""Wiring: which stages run, with which models, on which transport. Stages only meet through topics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from classifiers import BaselineClassifier, make_classify_stage
+from dispatch_rules import BaselineRouter, RoutingTable, make_dispatch_stages
+from hotline.settings import Settings
+from streams import EmbeddedBus, Stage, Transport
+from tickets import TicketStore, make_ticketing_stage
+from vision import CameraRegistry, OnnxYoloDetector, make_detect_stage
+
+log = structlog.get_logger(__name__)
+
+BASELINE_MODEL_FILE = "baseline-tfidf-char-lr.joblib"
+
+
+@dataclass
+class Pipeline:
+    stages: list[Stage]
+    disabled: dict[str, str] = field(default_factory=dict)  # stage -> why it is not running
+
+
+def build_pipeline(settings: Settings, store: TicketStore) -> Pipeline:
+    stages: list[Stage] = []
+    disabled: dict[str, str] = {}
+    classifier = BaselineClassifier.load(settings.models_dir / BASELINE_MODEL_FILE)
+    stages.append(make_classify_stage(classifier, settings.classifier.min_confidence, settings.classifier.top_k))
+    detect = _detect_stage(settings)
+    if isinstance(detect, str):
+        disabled["detect"] = detect
+    else:
+        stages.append(detect)
+    stages.extend(make_dispatch_stages(BaselineRouter(RoutingTable.load())))
+    stages.append(make_ticketing_stage(store))
+    for name, reason in disabled.items():
+        log.warning("stage_disabled", stage=name, reason=reason)
+    return Pipeline(stages, disabled)
+
+
+def _detect_stage(settings: Settings) -> Stage | str:
+    model_path = settings.vision.detector_model
+    if not model_path.exists():
+        return (f"no detector model at {model_path}: frames are kept on the frames topic until one is "
+                "installed (train one with the camera-path commands)")
+    detector = OnnxYoloDetector(model_path, score_threshold=settings.vision.score_threshold)
+    registry = CameraRegistry.load(settings.cameras_file)
+    return make_detect_stage(registry, detector, settings.limits.max_frame_pixels)
+
+
+def open_embedded_bus(settings: Settings) -> EmbeddedBus:
+    return EmbeddedBus(settings.journal_path, settings.max_message_bytes)
+
+
+def open_transport(settings: Settings) -> Transport:
+    if settings.transport == "kafka":
+        from streams.kafka import KafkaTransport
+
+        return KafkaTransport(settings.kafka, settings.kafka_topic)
+    return open_embedded_bus(settings)
+
+
+def open_store(settings: Settings) -> TicketStore:
+    return TicketStore(settings.resolved_database_url)

@@ -1,0 +1,109 @@
+"""The one settings object: defaults < config file (TOML) < environment variables (HOTLINE_...)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from contracts import Topic
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_ENV = "HOTLINE_CONFIG"
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    partitions: int = 4
+    replication_factor: int = 1
+    app_id: str = "hotline-dispatch"
+    session_timeout_ms: int = 30_000
+    # Kafka-protocol brokers that misreport end offsets (e.g. Tansu) need batches of one.
+    producer_max_batch_size: int = 16_384
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+
+
+class LimitSettings(BaseModel):
+    max_text_message_bytes: int = 256 * 1024
+    max_frame_message_bytes: int = 8 * 1024 * 1024
+    max_frame_pixels: int = 40_000_000
+
+
+class ClassifierSettings(BaseModel):
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Below this the call goes to manual dispatch.")
+    top_k: int = 3
+
+
+class VisionSettings(BaseModel):
+    detector_model: Path = REPO_ROOT / "vision" / "models" / "urban-yolo.onnx"
+    score_threshold: float = Field(0.25, ge=0, le=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = REPO_ROOT / "var"
+    shared_dir: Path = REPO_ROOT.parent / "shared"
+    transport: Literal["embedded", "kafka"] = "embedded"
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default is a SQLite file in data_dir.")
+    cameras_file: Path = REPO_ROOT / "vision" / "cameras.yaml"
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    kafka: KafkaSettings = KafkaSettings()
+    limits: LimitSettings = LimitSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
+    vision: VisionSettings = VisionSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get(CONFIG_ENV)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data_dir / "journal.sqlite3"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'tickets.sqlite3'}"
+
+    @property
+    def hotline_data_dir(self) -> Path:
+        return self.shared_dir / "data" / "hotline"
+
+    def max_message_bytes(self, topic: Topic) -> int:
+        if topic in (Topic.FRAMES, Topic.CAMERA_EVENTS, Topic.DEAD_LETTER):
+            return self.limits.max_frame_message_bytes
+        return self.limits.max_text_message_bytes
+
+    def kafka_topic(self, topic: Topic) -> str:
+        return f"{self.kafka.topic_prefix}{topic.value}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

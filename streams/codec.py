@@ -1,0 +1,89 @@
+"""Bytes <-> contract models. Anything that does not decode becomes a `Rejected` with a clear reason."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts import TOPIC_MODELS, DeadLetter, Message, Topic
+
+DEAD_LETTER_PAYLOAD_LIMIT = 8 * 1024 * 1024
+
+
+@dataclass
+class Rejected(Exception):
+    """A message a stage refuses; it goes to the dead-letter topic with this reason."""
+
+    error_type: str
+    reason: str
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.reason}"
+
+
+def encode(message: Message) -> bytes:
+    return message.model_dump_json().encode("utf-8")
+
+
+def decode(topic: Topic, raw: bytes, max_bytes: int) -> Message:
+    """Validate raw bytes against the model the topic carries."""
+    if len(raw) > max_bytes:
+        raise Rejected("oversized", f"message of {len(raw)} bytes exceeds the {max_bytes}-byte limit of {topic}")
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected("malformed", f"not valid UTF-8 JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise Rejected("malformed", f"expected a JSON object, got {type(document).__name__}")
+    model = TOPIC_MODELS[topic]
+    schema_id = document.get("schema_id")
+    if schema_id != model.SCHEMA:
+        raise Rejected(
+            "unknown_schema",
+            f"schema_id {schema_id!r} is not carried on topic {topic}; expected {model.SCHEMA!r}",
+        )
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise Rejected("invalid", _summarise(exc), _error_details(exc)) from exc
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()[:5]]
+    more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+    return "; ".join(parts) + more
+
+
+def _error_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]), "error": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+def dead_letter(
+    origin_topic: str, stage: str, raw: bytes, rejection: Rejected, key: str | None = None
+) -> DeadLetter:
+    kept = raw[:DEAD_LETTER_PAYLOAD_LIMIT]
+    return DeadLetter(
+        dead_letter_id=uuid.uuid4().hex,
+        origin_topic=origin_topic,
+        stage=stage,
+        error_type=rejection.error_type,  # type: ignore[arg-type]
+        reason=rejection.reason,
+        details=rejection.details,
+        key_text=key,
+        payload_b64=base64.b64encode(kept),
+        payload_size=len(raw),
+        payload_sha256=hashlib.sha256(raw).hexdigest(),
+        payload_truncated=len(kept) < len(raw),
+        rejected_at=datetime.now(UTC),
+    )

@@ -1,0 +1,74 @@
+"""The camera stage: frames in, urban-management events out (with an annotated snapshot when one starts)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw
+
+from contracts import CameraFrame, DetectedEvent, Message, Topic
+from streams.codec import Rejected
+from streams.stage import Output, Stage
+from vision.detector import Detection, Detector
+from vision.events import CameraTracker, EventChange
+from vision.frames import open_frame
+from vision.registry import CameraRegistry
+
+CITYMGMT_CODES = {
+    "exposed_garbage": "200102", "overflowing_bin": "200102", "illegal_parking": "200505",
+    "road_damage": "200306", "street_vendor": "200501", "fire_smoke": "200411", "flooding": "200111",
+}
+
+
+def make_detect_stage(registry: CameraRegistry, detector: Detector, max_pixels: int) -> Stage:
+    trackers: dict[str, CameraTracker] = {}
+
+    def handle(message: Message) -> Sequence[Output]:
+        assert isinstance(message, CameraFrame)
+        camera = registry.get(message.camera_id)
+        if camera is None:
+            raise Rejected("unknown_camera", f"camera {message.camera_id!r} is not in the camera registry")
+        image = open_frame(message.image, max_pixels)
+        detections = detector.detect([image])[0]
+        tracker = trackers.setdefault(camera.camera_id, CameraTracker(camera))
+        changes = tracker.update(detections, message.captured_at)
+        return [Output(Topic.CAMERA_EVENTS, _event(message, camera.district, camera.address, change,
+                                                   detector.name, image)) for change in changes]
+
+    return Stage(name="detect", input_topic=Topic.FRAMES, handle=handle)
+
+
+def _event(frame: CameraFrame, district: str, address: str, change: EventChange, detector: str,
+           image: Image.Image) -> DetectedEvent:
+    detection = change.detection
+    return DetectedEvent(
+        event_id=change.event_id,
+        camera_id=frame.camera_id,
+        zone_id=change.zone.zone_id,
+        kind=change.kind,
+        state=change.state,  # type: ignore[arg-type]
+        started_at=change.started_at,
+        observed_at=frame.captured_at,
+        confidence=detection.confidence if detection else 0.0,
+        bbox_xyxy=detection.box if detection else None,
+        district=district,
+        address=address,
+        citymgmt_code=CITYMGMT_CODES.get(change.kind.value),
+        detector=detector,
+        snapshot_jpeg=base64.b64encode(annotated_snapshot(image, detection)) if detection else None,
+    )
+
+
+def annotated_snapshot(image: Image.Image, detection: Detection, max_side: int = 640) -> bytes:
+    snapshot = image.copy()
+    snapshot.thumbnail((max_side, max_side))
+    width, height = snapshot.size
+    x1, y1, x2, y2 = detection.box
+    draw = ImageDraw.Draw(snapshot)
+    draw.rectangle((x1 * width, y1 * height, x2 * width, y2 * height), outline=(255, 0, 0), width=3)
+    draw.text((x1 * width + 4, y1 * height + 4), f"{detection.label} {detection.confidence:.2f}", fill=(255, 0, 0))
+    buffer = io.BytesIO()
+    snapshot.save(buffer, format="JPEG", quality=80)
+    return buffer.getvalue()
