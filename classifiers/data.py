@@ -30,7 +30,7 @@ def despace(text: str) -> str:
 
 def read_labelled_csv(path: Path, text_col: str = "text", label_col: str = "category",
                       title_col: str | None = "title") -> list[LabelledText]:
-    rows = []
+    rows: list[LabelledText] = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
         for row in csv.DictReader(handle):
             form = row.get("form", "raw")

@@ -139,7 +139,9 @@ def worker() -> None:
 
 @app.command()
 def demo(
-    transcripts: Annotated[Path | None, typer.Option(help="Default: ../shared/data/hotline/unlabeled_messages.csv")] = None,
+    transcripts: Annotated[
+        Path | None, typer.Option(help="Default: ../shared/data/hotline/unlabeled_messages.csv")
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many transcripts to feed.")] = 40,
     frames: Annotated[Path | None, typer.Option(help="Default: ../shared/data/vision/garbage/images")] = None,
     camera: Annotated[str, typer.Option(help="Camera the frames come from.")] = "cam-A3-0001",
@@ -226,3 +228,7 @@ def db_upgrade() -> None:
 
     upgrade_database(get_settings().resolved_database_url)
     console.print("database at the newest schema")
+
+
+if __name__ == "__main__":
+    app()

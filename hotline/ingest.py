@@ -132,7 +132,7 @@ def ingest_frames(transport: Transport, folder: Path, camera_id: str, interval_s
             frame_id=f"{camera_id}.{hashlib.sha1(data).hexdigest()[:16]}",
             camera_id=camera_id,
             captured_at=start + timedelta(seconds=index * interval_seconds),
-            content_type=content_type,  # type: ignore[arg-type]
+            content_type=content_type,
             image=base64.b64encode(data),
         )
         transport.publish(Topic.FRAMES, frame)

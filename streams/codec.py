@@ -77,7 +77,7 @@ def dead_letter(
         dead_letter_id=uuid.uuid4().hex,
         origin_topic=origin_topic,
         stage=stage,
-        error_type=rejection.error_type,  # type: ignore[arg-type]
+        error_type=rejection.error_type,
         reason=rejection.reason,
         details=rejection.details,
         key_text=key,

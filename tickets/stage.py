@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 
 from contracts import DispatchDecision, Message, Priority, TicketEvent, Topic
 from streams.stage import Output, Stage
@@ -37,6 +37,6 @@ def ticket_event(ticket: Ticket, transition: TicketTransition) -> TicketEvent:
     )
 
 
-def _aware(moment):  # type: ignore[no-untyped-def]
+def _aware(moment: datetime) -> datetime:
     """SQLite hands datetimes back naive; they were stored in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -56,7 +56,8 @@ class OnnxYoloDetector:
         meta = self._session.get_modelmeta().custom_metadata_map
         self.labels = _class_names(meta.get("names"), self._session.get_outputs()[0].shape)
         shape = self._session.get_inputs()[0].shape
-        self.input_size = int(shape[2]) if isinstance(shape[2], int) else int(ast.literal_eval(meta.get("imgsz", "[640]"))[0])
+        imgsz = ast.literal_eval(meta.get("imgsz", "[640]"))
+        self.input_size = int(shape[2]) if isinstance(shape[2], int) else int(imgsz[0])
         self._dynamic_batch = not isinstance(shape[0], int)
         self.name = f"onnx-yolo:{model_path.name}"
         self.score_threshold = score_threshold

@@ -48,7 +48,7 @@ def _event(frame: CameraFrame, district: str, address: str, change: EventChange,
         camera_id=frame.camera_id,
         zone_id=change.zone.zone_id,
         kind=change.kind,
-        state=change.state,  # type: ignore[arg-type]
+        state=change.state,
         started_at=change.started_at,
         observed_at=frame.captured_at,
         confidence=detection.confidence if detection else 0.0,

@@ -1,0 +1,69 @@
+"""Ticket store on SQLite (default) and on a real PostgreSQL server: migrations and idempotent creation."""
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from contracts import DispatchDecision, Priority, Source
+from tickets import TicketStatus, TicketStore
+from tickets.stage import make_ticketing_stage
+
+from ..postgres_server import postgres_server
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+def _decision(n: int, department: str | None = "A3区城市管理局") -> DispatchDecision:
+    return DispatchDecision(
+        decision_id=f"d{n}", source=Source.HOTLINE, source_event_id=f"call:{n}", decided_at=datetime.now(UTC),
+        title="垃圾堆积", description="小区门口垃圾堆积", category="城乡建设", district="A3区",
+        department=department, priority=Priority.NORMAL, deadline_hours=72,
+        rule_id="hotline.城乡建设" if department else None, rules_version="test",
+        manual_reason=None if department else "classifier confidence 0.30 below threshold",
+    )
+
+
+def _check_idempotent_creation(store: TicketStore) -> None:
+    first = store.create_from_decision(_decision(1))
+    again = store.create_from_decision(_decision(1))
+    assert first.created and not again.created
+    assert again.ticket.id == first.ticket.id
+    assert first.ticket.status == TicketStatus.DISPATCHED
+    assert (first.ticket.deadline_at - first.ticket.created_at).total_seconds() == pytest.approx(72 * 3600, abs=5)
+    with ThreadPoolExecutor(max_workers=8) as pool:  # concurrent redeliveries race on the unique key
+        results = list(pool.map(lambda _: store.create_from_decision(_decision(2)), range(16)))
+    assert sum(r.created for r in results) == 1
+    assert store.source_event_counts() == {"call:1": 1, "call:2": 1}
+    manual = store.create_from_decision(_decision(3, department=None))
+    assert manual.ticket.status == TicketStatus.PENDING_MANUAL
+    stored = store.get(manual.ticket.id)
+    assert stored is not None and stored.transitions[0].reason == "classifier confidence 0.30 below threshold"
+
+
+def test_sqlite_store_creates_each_ticket_once(tmp_path: Path) -> None:
+    _check_idempotent_creation(TicketStore(f"sqlite:///{tmp_path / 't.sqlite3'}"))
+
+
+@pytest.mark.slow
+def test_postgresql_store_creates_each_ticket_once(postgres_url: str) -> None:
+    store = TicketStore(postgres_url)
+    with store.engine.connect() as connection:
+        assert connection.execute(text("select version()")).scalar_one().startswith("PostgreSQL")
+        assert connection.execute(text("select version_num from alembic_version")).scalar_one() == "0001"
+    assert {"tickets", "ticket_transitions"} <= set(inspect(store.engine).get_table_names())
+    _check_idempotent_creation(store)
+
+
+def test_ticketing_stage_announces_only_new_tickets(tmp_path: Path) -> None:
+    stage = make_ticketing_stage(TicketStore(f"sqlite:///{tmp_path / 't.sqlite3'}"))
+    first = stage.handle(_decision(5))
+    assert [o.value.transition for o in first] == ["create"]  # type: ignore[attr-defined]
+    assert stage.handle(_decision(5)) == []
