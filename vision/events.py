@@ -84,7 +84,8 @@ class CameraTracker:
                           else _VehicleTrack(vehicle.box, at))
         self._vehicles[zone.zone_id] = tracks
         parked = [(v, t) for v, t in zip(vehicles, tracks, strict=True)
-                  if (at - t.first_seen).total_seconds() >= thresholds.min_seconds]
+                  if t.frames >= thresholds.min_frames
+                  and (at - t.first_seen).total_seconds() >= thresholds.min_seconds]
         return max(parked, key=lambda pair: pair[0].confidence)[0] if parked else None
 
     def _advance(self, zone: Zone, kind: EventKind, thresholds: Thresholds,
@@ -96,7 +97,9 @@ class CameraTracker:
             state.since = state.since or at
             if state.best is None or evidence.confidence >= state.best.confidence:
                 state.best = evidence
-            if state.open_event_id is None and state.hits >= thresholds.min_frames:
+            # a parked vehicle's track already had to persist min_frames and min_seconds
+            needed = 1 if kind == EventKind.ILLEGAL_PARKING else thresholds.min_frames
+            if state.open_event_id is None and state.hits >= needed:
                 state.open_event_id = _event_id(self.camera.camera_id, zone.zone_id, kind, state.since)
                 return EventChange(state.open_event_id, zone, kind, "started", state.since, state.best)
             return None

@@ -1,0 +1,106 @@
+"""Camera registry, frame checks and the event logic (detections -> one event per persisting problem)."""
+
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from contracts import EventKind
+from hotline.settings import REPO_ROOT
+from streams.codec import Rejected
+from vision.detector import Detection
+from vision.events import CameraTracker
+from vision.frames import open_frame
+from vision.registry import CameraRegistry
+
+REGISTRY = CameraRegistry.load(REPO_ROOT / "vision" / "cameras.yaml")
+T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_registry_is_valid_and_zones_contain_points() -> None:
+    camera = REGISTRY.get("cam-A2-0007")
+    assert camera is not None and camera.district == "A2区"
+    kerb = camera.zones[0]
+    assert kerb.contains(0.5, 0.8) and not kerb.contains(0.5, 0.2)
+    assert REGISTRY.get("cam-nowhere") is None
+
+
+def test_broken_registry_names_the_problem(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.yaml"
+    path.write_text("cameras:\n  - camera_id: c1\n    district: A1区\n    address: x\n    zones: []\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"cameras\.0\.zones"):
+        CameraRegistry.load(path)
+
+
+def test_frames_that_are_not_images_or_too_big_are_rejected() -> None:
+    assert open_frame(_png(64, 48), max_pixels=10_000).size == (64, 48)
+    with pytest.raises(Rejected) as not_image:
+        open_frame(b"GIF89a-not-really", max_pixels=10_000)
+    assert not_image.value.error_type == "not_an_image"
+    with pytest.raises(Rejected) as too_big:
+        open_frame(_png(200, 200), max_pixels=10_000)
+    assert too_big.value.error_type == "oversized" and "200x200" in too_big.value.reason
+
+
+def _garbage(confidence: float = 0.8) -> Detection:
+    return Detection("garbage", confidence, (0.2, 0.2, 0.4, 0.4))
+
+
+def test_a_persisting_problem_makes_one_event_that_ends_when_it_clears() -> None:
+    camera = REGISTRY.get("cam-A3-0001")
+    assert camera is not None
+    tracker = CameraTracker(camera)
+    changes = []
+    for i in range(10):  # garbage seen in 10 frames: starts after min_frames=3, once
+        changes += tracker.update([_garbage()], T0 + timedelta(seconds=10 * i))
+    started = [c for c in changes if c.state == "started"]
+    assert len(started) == 1 and started[0].kind == EventKind.EXPOSED_GARBAGE
+    assert started[0].started_at == T0
+    for i in range(10, 16):  # gone for clear_frames=5
+        changes += tracker.update([], T0 + timedelta(seconds=10 * i))
+    ended = [c for c in changes if c.state == "ended"]
+    assert len(ended) == 1 and ended[0].event_id == started[0].event_id
+
+
+def test_low_confidence_and_flicker_do_not_start_events() -> None:
+    camera = REGISTRY.get("cam-A3-0001")
+    assert camera is not None
+    tracker = CameraTracker(camera)
+    changes = []
+    for i in range(12):
+        detections = [_garbage(0.2)] if i % 2 else [_garbage()] if i % 3 == 0 else []
+        changes += tracker.update(detections, T0 + timedelta(seconds=i))
+    assert changes == []
+
+
+def test_fire_starts_at_once() -> None:
+    camera = REGISTRY.get("cam-A3-0001")
+    assert camera is not None
+    changes = CameraTracker(camera).update([Detection("smoke", 0.7, (0.1, 0.1, 0.3, 0.3))], T0)
+    assert [(c.kind, c.state) for c in changes] == [(EventKind.FIRE_SMOKE, "started")]
+
+
+def test_only_a_vehicle_that_stays_in_the_no_parking_zone_long_enough_is_illegal_parking() -> None:
+    camera = REGISTRY.get("cam-A2-0007")
+    assert camera is not None
+    tracker = CameraTracker(camera)
+    parked = Detection("car", 0.9, (0.1, 0.6, 0.3, 0.8))
+    changes = []
+    for i in range(8):  # a passing car: a different place every frame
+        x = 0.1 * i
+        changes += tracker.update([Detection("car", 0.9, (x, 0.6, x + 0.1, 0.7))], T0 + timedelta(seconds=60 * i))
+    assert not any(c.kind == EventKind.ILLEGAL_PARKING for c in changes)
+    later = T0 + timedelta(hours=1)
+    for i in range(8):  # the same car in the same place for 7 minutes, frames a minute apart
+        changes += tracker.update([parked], later + timedelta(seconds=60 * i))
+    parking = [c for c in changes if c.kind == EventKind.ILLEGAL_PARKING]
+    assert len(parking) == 1 and parking[0].state == "started"
+    assert parking[0].started_at >= later + timedelta(seconds=300)
