@@ -44,6 +44,12 @@ class IngestReport:
 def ingest_transcripts(transport: Transport, path: Path, limit: int | None = None,
                        channel: str = "web") -> IngestReport:
     report = IngestReport()
+    with transport.batch():
+        _ingest_rows(transport, path, limit, channel, report)
+    return report
+
+
+def _ingest_rows(transport: Transport, path: Path, limit: int | None, channel: str, report: IngestReport) -> None:
     for line_no, row in _rows(path, limit):
         raw = json.dumps(row, ensure_ascii=False).encode("utf-8")
         try:
@@ -62,7 +68,6 @@ def ingest_transcripts(transport: Transport, path: Path, limit: int | None = Non
             continue
         transport.publish(Topic.TRANSCRIPTS, transcript)
         report.accepted += 1
-    return report
 
 
 def _rows(path: Path, limit: int | None) -> Iterator[tuple[int, Any]]:

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,17 @@ class EmbeddedBus(Transport):
     def publish_raw(self, topic: Topic, raw: bytes, key: str | None = None) -> None:
         with self._lock:
             self._append(str(topic), key, raw)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def read(self, topic: Topic | str, after_offset: int = 0, limit: int = 1000) -> list[JournalRecord]:
         with self._lock:

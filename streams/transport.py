@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from contracts import Message, Topic
 from streams.codec import Rejected, dead_letter, encode
@@ -25,6 +26,11 @@ class Transport(ABC):
     def reject(self, origin: Topic, stage: str, raw: bytes, rejection: Rejected, key: str | None = None) -> None:
         """Keep a refused input in the dead-letter topic."""
         self.publish(Topic.DEAD_LETTER, dead_letter(str(origin), stage, raw, rejection, key), key)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group many publishes (e.g. a file's rows) into one durable write where the transport can."""
+        yield
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

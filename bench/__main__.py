@@ -1,0 +1,18 @@
+"""Run every benchmark in turn and print their figures."""
+
+import importlib
+import sys
+
+BENCHMARKS = ["bench.pipeline_bench"]
+
+
+def main() -> None:
+    for name in BENCHMARKS:
+        print(f"== {name}", flush=True)
+        module = importlib.import_module(name)
+        sys.argv = [name]
+        module.main()
+
+
+if __name__ == "__main__":
+    main()
