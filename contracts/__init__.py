@@ -1,6 +1,7 @@
 """Typed contracts between the pipeline's stages: every message on every topic is one of these models."""
 
 from contracts.messages import (
+    AgentAssist,
     CameraFrame,
     CategoryScore,
     Channel,
@@ -12,7 +13,9 @@ from contracts.messages import (
     HotlineTranscript,
     Message,
     Priority,
+    SimilarTicket,
     Source,
+    SuggestedAnswer,
     TicketEvent,
     Urgency,
 )
@@ -21,6 +24,7 @@ from contracts.topics import TOPIC_MODELS, Topic
 
 __all__ = [
     "TOPIC_MODELS",
+    "AgentAssist",
     "CameraFrame",
     "CategoryScore",
     "Channel",
@@ -32,7 +36,9 @@ __all__ = [
     "HotlineTranscript",
     "Message",
     "Priority",
+    "SimilarTicket",
     "Source",
+    "SuggestedAnswer",
     "TicketEvent",
     "Topic",
     "Urgency",

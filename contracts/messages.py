@@ -144,6 +144,53 @@ class ClassifiedCall(Message):
     address: str | None = None
     urgency: Urgency = Urgency.NONE
     urgency_terms: list[str] = Field(default_factory=list)
+    embedding: list[float] | None = Field(
+        default=None, description="Sentence embedding (L2-normalised) from `classifier`, for similarity downstream."
+    )
+
+    def key(self) -> str | None:
+        return self.district or self.call_id
+
+
+class SuggestedAnswer(BaseModel):
+    """A past case from the knowledge base with the official reply of the department that handled it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    case_id: str
+    title: str
+    reply: str
+    department: str | None
+    score: Probability
+
+
+class SimilarTicket(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ticket_id: str
+    call_id: str
+    title: str
+    status: str
+    department: str | None
+    score: Probability
+    likely_duplicate: bool
+
+
+class AgentAssist(Message):
+    """What the call-centre agent sees while the call is live."""
+
+    SCHEMA: ClassVar[str] = "hotline.assist/v1"
+    schema_id: Literal["hotline.assist/v1"] = "hotline.assist/v1"
+    call_id: Identifier
+    category: str | None
+    confidence: Probability
+    top_k: list[CategoryScore]
+    sub_categories: list[CategoryScore] = Field(default_factory=list)
+    district: str | None = None
+    address: str | None = None
+    urgency: Urgency = Urgency.NONE
+    suggestions: list[SuggestedAnswer] = Field(default_factory=list)
+    similar_tickets: list[SimilarTicket] = Field(default_factory=list)
+    merge_into: str | None = Field(default=None, description="Ticket this call most likely duplicates.")
+    classifier: str
 
     def key(self) -> str | None:
         return self.district or self.call_id

@@ -1,0 +1,113 @@
+"""The assist stage's own state: recent calls' embeddings, its view of tickets (kept from the tickets
+topic, not read from the ticket store), and agents' feedback on suggestions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import DateTime, Integer, LargeBinary, String, Text, delete, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from tickets.migrate import upgrade_database
+from tickets.store import make_engine
+
+FloatArray = np.ndarray[Any, np.dtype[np.float32]]
+OPEN_TICKET_STATUSES = ("pending_manual", "dispatched", "accepted", "returned", "in_progress")
+
+
+class AssistBase(DeclarativeBase):
+    pass
+
+
+class AssistCall(AssistBase):
+    __tablename__ = "assist_calls"
+    call_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    district: Mapped[str | None] = mapped_column(String(64), index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AssistTicketView(AssistBase):
+    __tablename__ = "assist_ticket_view"
+    source_event_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(24))
+    department: Mapped[str | None] = mapped_column(String(120))
+    title: Mapped[str] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SuggestionFeedback(AssistBase):
+    __tablename__ = "suggestion_feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(128), index=True)
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
+    verdict: Mapped[str] = mapped_column(String(16))  # used | wrong
+    agent: Mapped[str] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AssistStore:
+    def __init__(self, database_url: str, migrate: bool = True) -> None:
+        if migrate:
+            upgrade_database(database_url)
+        self.engine = make_engine(database_url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def remember_call(self, call_id: str, district: str | None, title: str, embedding: FloatArray,
+                      received_at: datetime) -> None:
+        with self._sessions() as session, session.begin():
+            session.merge(AssistCall(call_id=call_id, district=district, title=title,
+                                     embedding=embedding.astype(np.float32).tobytes(), received_at=received_at))
+
+    def recent_calls(self, district: str | None, since: datetime, exclude: str,
+                     limit: int = 2000) -> tuple[list[AssistCall], FloatArray]:
+        query = (select(AssistCall).where(AssistCall.received_at >= since, AssistCall.call_id != exclude)
+                 .order_by(AssistCall.received_at.desc()).limit(limit))
+        if district:
+            query = query.where(AssistCall.district == district)
+        with self._sessions() as session:
+            calls = list(session.scalars(query))
+        if not calls:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return calls, np.stack([np.frombuffer(c.embedding, dtype=np.float32) for c in calls])
+
+    def tickets_for(self, source_event_ids: list[str]) -> dict[str, AssistTicketView]:
+        if not source_event_ids:
+            return {}
+        with self._sessions() as session:
+            rows = session.scalars(select(AssistTicketView).where(
+                AssistTicketView.source_event_id.in_(source_event_ids)))
+            return {row.source_event_id: row for row in rows}
+
+    def note_ticket(self, source_event_id: str, ticket_id: str, status: str, department: str | None,
+                    title: str, at: datetime) -> None:
+        with self._sessions() as session, session.begin():
+            session.merge(AssistTicketView(source_event_id=source_event_id, ticket_id=ticket_id, status=status,
+                                           department=department, title=title, updated_at=at))
+
+    def record_feedback(self, call_id: str, case_id: str, verdict: str, agent: str, note: str | None = None) -> None:
+        if verdict not in ("used", "wrong"):
+            raise ValueError(f"verdict must be 'used' or 'wrong', not {verdict!r}")
+        with self._sessions() as session, session.begin():
+            session.add(SuggestionFeedback(call_id=call_id, case_id=case_id, verdict=verdict, agent=agent,
+                                           note=note, at=datetime.now(UTC)))
+
+    def feedback(self, call_id: str | None = None) -> list[SuggestionFeedback]:
+        query = select(SuggestionFeedback).order_by(SuggestionFeedback.id)
+        if call_id:
+            query = query.where(SuggestionFeedback.call_id == call_id)
+        with self._sessions() as session:
+            return list(session.scalars(query))
+
+    def forget_calls_before(self, moment: datetime) -> None:
+        with self._sessions() as session, session.begin():
+            session.execute(delete(AssistCall).where(AssistCall.received_at < moment))
+
+
+def window_start(now: datetime, days: int) -> datetime:
+    return now - timedelta(days=days)
