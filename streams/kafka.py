@@ -10,6 +10,7 @@ alone (Tansu reports the base offset of the last batch + 1).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import Cancelled, KafkaError, TopicAlreadyExistsError
 
 from contracts import Topic
 from streams.transport import Transport
@@ -35,6 +36,18 @@ DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 # A record this much bigger than the application limit still reaches the stage, which dead-letters it
 # with a clear reason instead of the producer failing with a broker error.
 _TOPIC_HEADROOM_BYTES = 1024 * 1024
+
+
+class _DropCancelledRefresh(logging.Filter):
+    """kafka-python 3.0 logs an ERROR when a client is closed while a metadata refresh waits behind a
+    long-poll fetch on the same connection (`Metadata refresh: failed Cancelled`): nothing failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == "Metadata refresh: failed %s" and isinstance(record.args, tuple)
+                    and len(record.args) == 1 and isinstance(record.args[0], Cancelled))
+
+
+logging.getLogger("kafka.cluster").addFilter(_DropCancelledRefresh())
 
 
 class KafkaPublishError(RuntimeError):
@@ -180,6 +193,7 @@ def read_topic(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        allow_auto_create_topics=False,  # reading must not create a topic with the broker's defaults
         fetch_max_wait_ms=min(idle_ms, 500),
         max_partition_fetch_bytes=DEFAULT_MAX_REQUEST_BYTES,
         fetch_max_bytes=4 * DEFAULT_MAX_REQUEST_BYTES,

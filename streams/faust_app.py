@@ -1,0 +1,161 @@
+"""The Kafka worker: each stage becomes a faust agent on its input topic.
+
+Every record goes through `streams.processing.process_raw` (the same per-message logic as the embedded
+transport: decode, handle, dead-letter on failure). Its outputs are sent, and acknowledged by the broker,
+before the agent moves to the next record; faust acks a record only then, and commits only acked offsets.
+That makes the worker at-least-once: a worker that dies re-delivers what it had not committed, and the
+ticket store creates one ticket per source event however often a decision is delivered.
+
+Partitioning is Kafka's: outputs are keyed by `Output.partition_key` (district or call id for calls,
+camera id for frames and camera events), and faust's producer uses Kafka's default (murmur2) partitioner.
+
+No faust tables are used (their changelog recovery relies on exact end offsets, which some
+Kafka-protocol brokers such as Tansu misreport) and no web server is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+import structlog
+
+from hotline.settings import Settings
+from streams.codec import encode
+from streams.kafka import DEFAULT_MAX_REQUEST_BYTES
+from streams.processing import process_raw
+from streams.stage import Output, Stage
+
+log = structlog.get_logger(__name__)
+
+SEND_ATTEMPTS = 5
+
+
+def make_faust_app(settings: Settings, stages: Sequence[Stage]) -> faust.App:
+    """A faust app with one agent per stage; consumer group `settings.kafka.app_id`."""
+    kafka = settings.kafka
+    session_timeout_s = kafka.session_timeout_ms / 1000
+    app = faust.App(
+        kafka.app_id,
+        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",") if server.strip()],
+        broker_credentials=_credentials(kafka.security_protocol),
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_disable_leader=True,  # no on_leader timers: no need for the leader-election topic
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=session_timeout_s,
+        broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
+        broker_request_timeout=max(90.0, session_timeout_s * 2),
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_max_batch_size=kafka.producer_max_batch_size,
+        producer_max_request_size=DEFAULT_MAX_REQUEST_BYTES,
+        consumer_max_fetch_size=DEFAULT_MAX_REQUEST_BYTES,
+        stream_wait_empty=True,
+        logging_config=None,
+    )
+    # Stages are synchronous (a model, a database); run them off the event loop so heartbeats keep going.
+    # The threads are idle between records and joined when the process exits.
+    executor = ThreadPoolExecutor(max_workers=max(1, len(stages)), thread_name_prefix="stage")
+    seen: set[str] = set()
+    for stage in stages:
+        if stage.name in seen:
+            raise ValueError(f"two stages are named {stage.name!r}")
+        seen.add(stage.name)
+        _add_agent(app, settings, stage, executor)
+
+    async def log_assignment(_sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
+        assigned: set[Any] = args[0] if args else set()
+        by_topic: dict[str, list[int]] = {}
+        for tp in assigned:
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        log.info("partitions_assigned", partitions={t: sorted(p) for t, p in sorted(by_topic.items())})
+
+    app.on_partitions_assigned.connect(log_assignment)
+
+    return app
+
+
+def _credentials(security_protocol: str) -> faust.SSLCredentials | None:
+    if security_protocol == "PLAINTEXT":
+        return None
+    if security_protocol == "SSL":
+        return faust.SSLCredentials(ssl.create_default_context())
+    raise ValueError(
+        f"security_protocol {security_protocol} needs SASL credentials, which the settings do not carry yet; "
+        "use PLAINTEXT or SSL"
+    )
+
+
+def _add_agent(app: faust.App, settings: Settings, stage: Stage, executor: ThreadPoolExecutor) -> None:
+    topic = app.topic(
+        settings.kafka_topic(stage.input_topic),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.kafka.partitions,
+        allow_empty=True,  # an empty record is dead-lettered as malformed, not silently skipped
+    )
+    max_bytes = settings.max_message_bytes(stage.input_topic)
+    send = _sender(app, settings)
+
+    async def run_stage(stream: faust.StreamT[bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        async for event in stream.events():
+            raw = event.value if isinstance(event.value, bytes) else b""
+            key = _key_text(event.key)
+            outputs = await loop.run_in_executor(executor, process_raw, stage, raw, key, max_bytes)
+            # Awaited before the loop moves on: the record is acked (and later committed) only after this.
+            await send(outputs)
+
+    app.agent(topic, name=f"stage-{stage.name}")(run_stage)
+
+
+def _key_text(key: object) -> str | None:
+    if key is None:
+        return None
+    if isinstance(key, bytes | bytearray | memoryview):
+        return bytes(key).decode("utf-8", "replace")
+    return str(key)
+
+
+def _sender(app: faust.App, settings: Settings) -> Callable[[Sequence[Output]], Awaitable[None]]:
+    async def send(outputs: Sequence[Output]) -> None:
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                pending = []
+                for output in outputs:
+                    key = output.partition_key
+                    pending.append(
+                        await app.producer.send(
+                            settings.kafka_topic(output.topic),
+                            None if key is None else key.encode("utf-8"),
+                            encode(output.value),
+                            None,
+                            None,
+                            None,
+                        )
+                    )
+                for delivery in pending:
+                    await delivery
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A resend after a partial failure repeats some outputs: downstream stages are idempotent.
+                log.warning("kafka_send_failed", attempt=attempt, error=repr(exc))
+                if attempt == SEND_ATTEMPTS:
+                    # Do not ack the record and carry on past it: stop, so that it is redelivered.
+                    log.error("kafka_send_gave_up", error=repr(exc))
+                    await app.crash(exc)
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
+
+    return send
+
