@@ -265,6 +265,9 @@ class TicketEvent(Message):
     reason: str | None = None
     title: str
     district: str | None = None
+    transition_seq: int | None = Field(
+        default=None, description="Audit-trail id of the transition; a repeated announcement repeats it."
+    )
 
     def key(self) -> str | None:
         return self.ticket_id

@@ -15,6 +15,8 @@ def make_ticketing_stage(store: TicketStore) -> Stage:
     def handle(message: Message) -> Sequence[Output]:
         assert isinstance(message, DispatchDecision)
         result = store.create_from_decision(message)
+        # a redelivered decision announces the existing ticket's creation again (same transition_seq), so
+        # the tickets topic is at-least-once even when a worker died between the insert and the send
         return [Output(Topic.TICKETS, ticket_event(result.ticket, t)) for t in result.transitions]
 
     return Stage(name="ticketing", input_topic=Topic.DISPATCH_DECISIONS, handle=handle)
@@ -34,6 +36,7 @@ def ticket_event(ticket: Ticket, transition: TicketTransition) -> TicketEvent:
         reason=transition.reason,
         title=ticket.title,
         district=ticket.district,
+        transition_seq=transition.id,
     )
 
 

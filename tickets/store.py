@@ -56,7 +56,7 @@ class TicketStore:
         """Create the ticket for a decision, or return the one already made for its source event."""
         existing = self.by_source_event(decision.source_event_id)
         if existing is not None:
-            return CreatedTicket(existing, created=False, transitions=[])
+            return CreatedTicket(existing, created=False, transitions=self._creation(existing.id))
         ticket, transitions = _new_ticket(decision)
         try:
             with self.session() as session, session.begin():
@@ -66,8 +66,15 @@ class TicketStore:
             raced = self.by_source_event(decision.source_event_id)
             if raced is None:
                 raise
-            return CreatedTicket(raced, created=False, transitions=[])
+            return CreatedTicket(raced, created=False, transitions=self._creation(raced.id))
         return CreatedTicket(ticket, created=True, transitions=transitions)
+
+    def _creation(self, ticket_id: str) -> list[TicketTransition]:
+        """The creation record of an existing ticket, to announce again on a redelivery: if the worker that
+        created the ticket died before its announcement was sent, this is what repairs it."""
+        with self.session() as session:
+            return list(session.scalars(select(TicketTransition).where(
+                TicketTransition.ticket_id == ticket_id, TicketTransition.transition == "create")))
 
     def by_source_event(self, source_event_id: str) -> Ticket | None:
         with self.session() as session:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts import DeadLetter, HotlineTranscript, Topic
+from contracts import DeadLetter, HotlineTranscript, TicketEvent, Topic
 from hotline.pipeline import build_pipeline, open_embedded_bus, open_store
 from hotline.settings import REPO_ROOT, Settings
 from streams.codec import encode
@@ -68,7 +68,8 @@ def test_redelivered_decision_makes_no_second_ticket(make_settings: Callable[...
     bus.run_until_idle(stages)
     assert store.source_event_counts() == {"call:call-7": 1}
     assert bus.count(Topic.DISPATCH_DECISIONS) == 2
-    assert bus.count(Topic.TICKETS) == 1  # only the first delivery created (and announced) a ticket
+    events = [TicketEvent.model_validate_json(r.value) for r in bus.records(Topic.TICKETS)]
+    assert len({(e.ticket_id, e.transition_seq) for e in events}) == 1  # one ticket, its creation re-announced
 
 
 def test_a_killed_process_resumes_from_the_journal_with_exactly_one_ticket_per_call(

@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from contracts import DispatchDecision, Priority, Source
 from tickets import TicketStatus, TicketStore
+from tickets.migrate import alembic_config
 from tickets.stage import make_ticketing_stage
 
 from ..postgres_server import postgres_server
@@ -19,6 +21,10 @@ from ..postgres_server import postgres_server
 def postgres_url() -> Iterator[str]:
     with postgres_server() as url:
         yield url
+
+
+def _head_revision(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
 def _decision(n: int, department: str | None = "A3区城市管理局") -> DispatchDecision:
@@ -57,7 +63,7 @@ def test_postgresql_store_creates_each_ticket_once(postgres_url: str) -> None:
     store = TicketStore(postgres_url)
     with store.engine.connect() as connection:
         assert connection.execute(text("select version()")).scalar_one().startswith("PostgreSQL")
-        assert connection.execute(text("select version_num from alembic_version")).scalar_one() == "0001"
+        assert connection.execute(text("select version_num from alembic_version")).scalar_one() == _head_revision(postgres_url)
     assert {"tickets", "ticket_transitions"} <= set(inspect(store.engine).get_table_names())
     _check_idempotent_creation(store)
 
@@ -66,4 +72,5 @@ def test_ticketing_stage_announces_only_new_tickets(tmp_path: Path) -> None:
     stage = make_ticketing_stage(TicketStore(f"sqlite:///{tmp_path / 't.sqlite3'}"))
     first = stage.handle(_decision(5))
     assert [o.value.transition for o in first] == ["create"]  # type: ignore[attr-defined]
-    assert stage.handle(_decision(5)) == []
+    again = stage.handle(_decision(5))
+    assert [o.value.transition_seq for o in again] == [o.value.transition_seq for o in first]  # type: ignore[attr-defined]
