@@ -9,6 +9,8 @@ _RESIDENT_ID = re.compile(r"(?<![\dXx])(\d{6})(\d{8})(\d{3}[\dXx])(?![\dXx])")
 
 def mask_phone(phone: str) -> str:
     """Keep the first three and last four digits of a phone number: 13812345678 -> 138****5678."""
+    if "*" in phone:  # already masked (a message read again): masking twice would eat the kept digits
+        return phone
     digits = re.sub(r"\D", "", phone)
     if len(digits) <= 4:
         return "*" * len(digits)

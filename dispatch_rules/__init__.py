@@ -1,6 +1,6 @@
-"""Routing: which department handles a case, at what priority and deadline, and why."""
+"""Routing: which department handles a case, at what priority and deadline, and why (ZEN decision tables)."""
 
-from dispatch_rules.baseline import BaselineRouter, RoutingTable
+from dispatch_rules.router import DecisionTableRouter
 from dispatch_rules.stage import Router, make_dispatch_stages
 
-__all__ = ["BaselineRouter", "Router", "RoutingTable", "make_dispatch_stages"]
+__all__ = ["DecisionTableRouter", "Router", "make_dispatch_stages"]

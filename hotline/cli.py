@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli import escalate_overdue_command, serve_command, users_app
+from dispatch_rules.cli import rules_app
 from hotline.logging import configure_logging
 from hotline.settings import Settings, get_settings
 
@@ -23,6 +25,10 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(rules_app, name="rules")
+app.add_typer(users_app, name="users")
+app.command("api")(serve_command)
+tickets_app.command("escalate-overdue")(escalate_overdue_command)
 console = Console(width=None if Console().is_terminal else 200)
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from classifiers import BaselineClassifier, make_classify_stage
-from dispatch_rules import BaselineRouter, RoutingTable, make_dispatch_stages
+from dispatch_rules import make_dispatch_stages
+from dispatch_rules.router import DecisionTableRouter
 from hotline.settings import Settings
 from streams import EmbeddedBus, Stage, Transport
 from tickets import TicketStore, make_ticketing_stage
@@ -34,7 +35,8 @@ def build_pipeline(settings: Settings, store: TicketStore) -> Pipeline:
         disabled["detect"] = detect
     else:
         stages.append(detect)
-    stages.extend(make_dispatch_stages(BaselineRouter(RoutingTable.load())))
+    router = DecisionTableRouter.published(store.engine, refresh_seconds=settings.rules_refresh_seconds)
+    stages.extend(make_dispatch_stages(router))
     stages.append(make_ticketing_stage(store))
     for name, reason in disabled.items():
         log.warning("stage_disabled", stage=name, reason=reason)

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     cameras_file: Path = REPO_ROOT / "vision" / "cameras.yaml"
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
+    rules_refresh_seconds: float = Field(5.0, gt=0, description="How often workers look for newly published rules.")
     kafka: KafkaSettings = KafkaSettings()
     limits: LimitSettings = LimitSettings()
     classifier: ClassifierSettings = ClassifierSettings()

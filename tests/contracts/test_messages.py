@@ -16,6 +16,7 @@ def test_caller_phone_and_numbers_in_text_are_masked_on_the_contract() -> None:
         text="请回电13912345678或0731-84561234，身份证号430102199001011234",
     )
     assert transcript.caller_phone == "138****5678"
+    assert HotlineTranscript.model_validate_json(transcript.model_dump_json()) == transcript
     assert "13912345678" not in transcript.text and "139****5678" in transcript.text
     assert "84561234" not in transcript.text
     assert "430102199001011234" not in transcript.text
@@ -24,6 +25,7 @@ def test_caller_phone_and_numbers_in_text_are_masked_on_the_contract() -> None:
 
 def test_mask_helpers() -> None:
     assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone(mask_phone("13812345678")) == "138****5678"
     assert mask_pii("无号码的文本") == "无号码的文本"
 
 

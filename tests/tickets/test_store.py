@@ -63,7 +63,8 @@ def test_postgresql_store_creates_each_ticket_once(postgres_url: str) -> None:
     store = TicketStore(postgres_url)
     with store.engine.connect() as connection:
         assert connection.execute(text("select version()")).scalar_one().startswith("PostgreSQL")
-        assert connection.execute(text("select version_num from alembic_version")).scalar_one() == _head_revision(postgres_url)
+        revision = connection.execute(text("select version_num from alembic_version")).scalar_one()
+        assert revision == _head_revision(postgres_url)
     assert {"tickets", "ticket_transitions"} <= set(inspect(store.engine).get_table_names())
     _check_idempotent_creation(store)
 

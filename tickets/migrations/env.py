@@ -1,10 +1,12 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from classifiers.assist_store import AssistBase
+from dispatch_rules.models import RulesBase
 from tickets.models import Base
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = [Base.metadata, RulesBase.metadata, AssistBase.metadata]
 
 
 def run_migrations_offline() -> None:

@@ -1,0 +1,118 @@
+"""Command-line pieces for `hotline` (wired in hotline/cli.py): `hotline users ...` and `hotline api`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hotline.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from tickets.store import TicketStore
+
+users_app = typer.Typer(help="API users and their bearer tokens.", no_args_is_help=True)
+console = Console()
+
+
+@users_app.command("add")
+def users_add_command(
+    name: Annotated[str, typer.Argument(help="A unique user name, e.g. a3-cgj-wang.")],
+    role: Annotated[str, typer.Option(help="agent, manager, department or analyst.")],
+    department: Annotated[str | None, typer.Option(help="For department users: the department's name as "
+                                                        "tickets carry it, e.g. A3区城市管理局.")] = None,
+) -> None:
+    """Add a user and print its token, once: only a hash of it is kept."""
+    typer.echo(users_add(get_settings(), name, role, department))
+
+
+def users_add(settings: Settings, name: str, role: str, department: str | None = None) -> str:
+    """Add a user; returns the token (print it once). Raises typer.BadParameter on a refused user."""
+    from api.users import UserError, add_user
+
+    try:
+        _principal, token = add_user(_store(settings), name, role, department)
+    except UserError as error:
+        raise typer.BadParameter(str(error)) from None
+    return token
+
+
+@users_app.command("list")
+def users_list_command(
+    revoked: Annotated[bool, typer.Option(help="Include revoked users.")] = False,
+) -> None:
+    """The API users (never their tokens)."""
+    from api.users import list_users
+
+    table = Table(title="API users")
+    for column in ("name", "role", "department", "created", "revoked"):
+        table.add_column(column)
+    for user in list_users(_store(get_settings()), include_revoked=revoked):
+        table.add_row(user.name, user.role, user.department or "-", f"{user.created_at:%Y-%m-%d %H:%M}",
+                      f"{user.revoked_at:%Y-%m-%d %H:%M}" if user.revoked_at else "-")
+    console.print(table)
+
+
+@users_app.command("revoke")
+def users_revoke_command(name: Annotated[str, typer.Argument()]) -> None:
+    """Revoke a user's token."""
+    from api.users import revoke_user
+
+    if not revoke_user(_store(get_settings()), name):
+        raise typer.BadParameter(f"no active user named {name!r}")
+    console.print(f"revoked {name}")
+
+
+@users_app.command("rotate")
+def users_rotate_command(name: Annotated[str, typer.Argument()]) -> None:
+    """Give a user a new token (printed once); the old one stops working."""
+    from api.users import UserError, rotate_token
+
+    try:
+        typer.echo(rotate_token(_store(get_settings()), name))
+    except UserError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Serve the ticket API and Open311 (docs at /docs, schema at /openapi.json)."""
+    serve(get_settings(), host, port)
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import uvicorn
+
+    from api import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+
+
+def escalate_overdue_command() -> None:
+    """Run the 督办 sweep once: escalate every open ticket past its deadline (cron this, e.g. every 10 min)."""
+    for ticket_id, level in escalate_overdue(get_settings()):
+        console.print(f"{ticket_id}: escalation level {level}")
+
+
+def escalate_overdue(settings: Settings) -> list[tuple[str, int]]:
+    from hotline.pipeline import open_transport
+    from tickets.lifecycle import Lifecycle
+
+    transport = open_transport(settings)
+    try:
+        results = Lifecycle(_store(settings), transport).escalate_overdue()
+    finally:
+        transport.close()
+    return [(r.ticket.id, r.ticket.escalation_level) for r in results]
+
+
+def _store(settings: Settings) -> TicketStore:
+    """The settings' ticket store, migrated; the data folder is made when the database lives there."""
+    from hotline.pipeline import open_store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_store(settings)

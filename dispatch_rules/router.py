@@ -1,0 +1,337 @@
+"""The decision-table router: classified calls and camera events -> dispatch decisions, by the active rule set.
+
+Per case: the confidence gate (manifest thresholds), then the department table (first hit) and the directory
+(role + place -> body), the priority table, the deadline table (by source and priority) and the direct-answer
+table. Every decision carries its explanation: the rule set version, the inputs the tables saw and, for each
+table, the row that fired and the conditions it matched. No row, low confidence, an unknown place or a body
+missing from the directory sends the case to the manual dispatch queue with the reason.
+
+The router asks a `RulesSource` for the rules on every case: `StaticRules` always answers the same compiled
+set (tests, backtests, benchmarks); `PublishedRules` serves the version active in the ticket database and
+checks, at most every `refresh_seconds`, whether another one was published or rolled back to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from contracts import ClassifiedCall, DetectedEvent, DispatchDecision, Priority, Source
+from dispatch_rules.bundle import DEFAULT_TABLES_DIR, TableName
+from dispatch_rules.compiler import CompiledRules, RulesValidationError
+from dispatch_rules.directory import ResolutionError
+from dispatch_rules.jdm import Row
+
+log = structlog.get_logger(__name__)
+
+ROUTER_NAME = "decision tables (GoRules ZEN JDM)"
+
+
+class RuleInputs(BaseModel):
+    """What the tables see of a case (the text is not stored in the explanation: the ticket has it)."""
+
+    model_config = ConfigDict(extra="ignore")
+    source: Literal["hotline", "camera"]
+    channel: str | None = None
+    category: str | None = None
+    sub_category: str | None = None
+    kind: str | None = None
+    citymgmt_code: str | None = None
+    district: str | None = None
+    urgency: str = "none"
+    urgency_terms: list[str] = Field(default_factory=list)
+    confidence: float = 0.0
+    hour: int | None = None
+    weekday: int | None = None
+    text: str = ""
+
+    def context(self, city: str | None) -> dict[str, Any]:
+        return self.model_dump() | {"city": city}
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"text"}) | {"text_chars": len(self.text)}
+
+
+class Outcome(BaseModel):
+    """A routing verdict, before it is dressed as a DispatchDecision (backtests compare these)."""
+
+    department: str | None
+    department_id: str | None = None
+    co_handlers: list[str] = Field(default_factory=list)
+    priority: Priority
+    deadline_hours: int
+    direct_answer_allowed: bool = False
+    rule_id: str | None
+    manual_reason: str | None = None
+    rules_version: str
+    explanation: dict[str, Any]
+
+
+class RulesSource(Protocol):
+    def current(self) -> CompiledRules: ...
+
+
+class StaticRules:
+    def __init__(self, rules: CompiledRules) -> None:
+        self.rules = rules
+
+    def current(self) -> CompiledRules:
+        return self.rules
+
+
+def local_time(moment: datetime, timezone: str) -> datetime:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(timezone))
+
+
+def call_inputs(call: ClassifiedCall, timezone: str) -> RuleInputs:
+    local = local_time(call.received_at, timezone)
+    title = (call.title or "").strip()
+    text = call.text if not title or call.text.startswith(title) else f"{title}。{call.text}"
+    return RuleInputs(
+        source="hotline", channel=call.channel.value, category=call.category,
+        sub_category=call.sub_categories[0].label if call.sub_categories else None, district=call.district,
+        urgency=call.urgency.value, urgency_terms=list(call.urgency_terms), confidence=round(call.confidence, 4),
+        hour=local.hour, weekday=local.isoweekday(), text=text,
+    )
+
+
+def event_inputs(event: DetectedEvent, timezone: str) -> RuleInputs:
+    local = local_time(event.started_at, timezone)
+    return RuleInputs(
+        source="camera", kind=event.kind.value, citymgmt_code=event.citymgmt_code, district=event.district,
+        confidence=round(event.confidence, 4), hour=local.hour, weekday=local.isoweekday(),
+    )
+
+
+def _step(rules: CompiledRules, table: TableName, row: Row | None, result: dict[str, Any]) -> dict[str, Any]:
+    source = rules.tables[table]
+    step: dict[str, Any] = {"table": table, "file": source.file}
+    if row is None:
+        step["rule_id"] = None
+        step["matched"] = "no row"
+        return step
+    step.update(rule_id=row.rule_id, row=row.index + 1, description=row.description, conditions=dict(row.cells),
+                output={k: v for k, v in result.items() if k != "rule_id"})
+    return step
+
+
+def decide(rules: CompiledRules, inputs: RuleInputs, classifier_abstained: bool = False) -> Outcome:
+    """Run the tables on one case. Never raises for a case: problems become manual-queue reasons."""
+    directory = rules.directory
+    city = directory.city_of(inputs.district)
+    context = inputs.context(city)
+    steps: list[dict[str, Any]] = []
+    explanation: dict[str, Any] = {"router": ROUTER_NAME, "rules_version": rules.label, "inputs": inputs.stored(),
+                                   "city": city, "steps": steps}
+    manual_reason: str | None = None
+    threshold = rules.manifest.min_confidence.hotline if inputs.source == "hotline" else \
+        rules.manifest.min_confidence.camera
+    if inputs.source == "hotline" and (classifier_abstained or inputs.category is None):
+        manual_reason = f"classifier abstained (confidence {inputs.confidence:.2f}): no category to route on"
+    elif inputs.confidence < threshold:
+        manual_reason = (f"{'classifier' if inputs.source == 'hotline' else 'detector'} confidence "
+                         f"{inputs.confidence:.2f} below the rules' threshold {threshold:.2f}")
+    explanation["min_confidence"] = threshold
+
+    department = department_id = rule_id = None
+    co_handlers: list[str] = []
+    failed: list[str] = []
+
+    def run(table: TableName, ctx: dict[str, Any]) -> tuple[Row | None, dict[str, Any]]:
+        try:
+            row, result = rules.evaluate(table, ctx)
+        except Exception as error:  # the engine failed on this case: keep going, say so
+            failed.append(f"{table} table failed: {str(error).splitlines()[0]}")
+            steps.append({"table": table, "file": rules.tables[table].file, "error": str(error).splitlines()[0]})
+            return None, {}
+        steps.append(_step(rules, table, row, result))
+        return row, result
+
+    if manual_reason is None:
+        row, result = run("department", context)
+        if row is None and not failed:
+            manual_reason = (f"no department rule matched (source={inputs.source}, category={inputs.category}, "
+                             f"kind={inputs.kind}, district={inputs.district})")
+        elif row is not None and result.get("manual_reason"):
+            manual_reason = f"rule {row.rule_id}: {result['manual_reason']}"
+            rule_id = row.rule_id
+        elif row is not None:
+            rule_id = row.rule_id
+            scope: Literal["district", "city"] = "city" if result.get("scope") == "city" else "district"
+            try:
+                resolution = directory.resolve(str(result["role"]), inputs.district, scope)
+                department, department_id = resolution.department.name, resolution.department.id
+                handlers = [directory.resolve(role, resolution.department.place, scope).department
+                            for role in result.get("co_handlers") or []]
+                co_handlers = [h.name for h in handlers if h.name != department]
+                explanation["department"] = {"id": department_id, "role": result["role"],
+                                             "place": resolution.department.place, "resolved": resolution.how,
+                                             "co_handlers": [h.id for h in handlers]}
+            except ResolutionError as error:
+                manual_reason = f"rule {row.rule_id} names role {result['role']!r}, but {error}"
+                department = department_id = None
+                co_handlers = []
+    row, result = run("priority", context)
+    priority = Priority(result["priority"]) if row is not None else None
+    hours: int | None = None
+    if priority is not None:
+        row, result = run("deadline", context | {"priority": priority.value})
+        hours = int(result["deadline_hours"]) if row is not None else None
+    direct = False
+    if manual_reason is None and department is not None:
+        row, result = run("direct_answer", context | {"priority": priority.value if priority else None})
+        direct = bool(result.get("direct_answer")) if row is not None else False
+    if priority is None or hours is None:
+        fallback = rules.manifest.fallback
+        explanation["fallback"] = {"priority": fallback.priority.value, "deadline_hours": fallback.deadline_hours}
+        failed.append("no priority/deadline row fired: fallback from the manifest")
+        priority, hours = priority or fallback.priority, hours or fallback.deadline_hours
+    if failed:
+        manual_reason = "; ".join([*([manual_reason] if manual_reason else []), *failed])
+        department = department_id = None
+        co_handlers = []
+    if manual_reason:
+        explanation["manual_reason"] = manual_reason
+    return Outcome(
+        department=department if not manual_reason else None,
+        department_id=department_id if not manual_reason else None,
+        co_handlers=co_handlers if not manual_reason else [],
+        priority=priority, deadline_hours=hours, direct_answer_allowed=direct and not manual_reason,
+        rule_id=rule_id, manual_reason=manual_reason, rules_version=rules.label, explanation=explanation,
+    )
+
+
+class DecisionTableRouter:
+    """route_call / route_event -> DispatchDecision, per the decision tables of the active version."""
+
+    def __init__(self, rules: RulesSource | CompiledRules) -> None:
+        self.rules: RulesSource = StaticRules(rules) if isinstance(rules, CompiledRules) else rules
+
+    @classmethod
+    def published(cls, engine: Engine, refresh_seconds: float = 5.0) -> DecisionTableRouter:
+        """The production router: the version active in the (already migrated) ticket database behind `engine`."""
+        from dispatch_rules.versions import RuleStore
+
+        return cls(PublishedRules(RuleStore(engine), refresh_seconds))
+
+    def route_call(self, call: ClassifiedCall) -> DispatchDecision:
+        rules = self.rules.current()
+        inputs = call_inputs(call, rules.manifest.timezone)
+        outcome = decide(rules, inputs, classifier_abstained=call.category is None)
+        outcome.explanation["classifier"] = call.classifier
+        return self._decision(outcome, Source.HOTLINE, f"call:{call.call_id}", call.title or call.text[:40],
+                              call.text, call.category, call.district, call.address)
+
+    def route_event(self, event: DetectedEvent) -> DispatchDecision:
+        rules = self.rules.current()
+        outcome = decide(rules, event_inputs(event, rules.manifest.timezone))
+        outcome.explanation.update(camera_id=event.camera_id, zone_id=event.zone_id, detector=event.detector)
+        return self._decision(
+            outcome, Source.CAMERA, f"camera-event:{event.event_id}", f"{event.kind.value} @ {event.camera_id}",
+            f"{event.kind.value} seen by camera {event.camera_id} since {event.started_at.isoformat()}",
+            event.citymgmt_code or event.kind.value, event.district, event.address,
+        )
+
+    @staticmethod
+    def _decision(outcome: Outcome, source: Source, source_event_id: str, title: str, description: str,
+                  category: str | None, district: str | None, address: str | None) -> DispatchDecision:
+        return DispatchDecision(
+            decision_id=hashlib.sha1(f"{source_event_id}|{outcome.rules_version}".encode()).hexdigest()[:20],
+            source=source, source_event_id=source_event_id, decided_at=datetime.now(UTC), title=title,
+            description=description, category=category, district=district, address=address,
+            department=outcome.department, co_handlers=outcome.co_handlers, priority=outcome.priority,
+            deadline_hours=outcome.deadline_hours, direct_answer_allowed=outcome.direct_answer_allowed,
+            rule_id=outcome.rule_id, rules_version=outcome.rules_version, manual_reason=outcome.manual_reason,
+            explanation=outcome.explanation,
+        )
+
+
+class PublishedRules:
+    """The version active in the rule store, re-checked at most every `refresh_seconds` (one cheap query).
+
+    The first use publishes the shipped default rules as version 1 when the store has none. A version that
+    fails to compile is logged and skipped: the router keeps serving the one it has.
+    """
+
+    def __init__(self, store: RuleStoreLike, refresh_seconds: float = 5.0, *,
+                 default_dir: Path = DEFAULT_TABLES_DIR, clock: Callable[[], float] = time.monotonic,
+                 cache_size: int = 4) -> None:
+        self.store = store
+        self.refresh_seconds = refresh_seconds
+        self.default_dir = default_dir
+        self.clock = clock
+        self._cache: OrderedDict[int, CompiledRules] = OrderedDict()
+        self._cache_size = cache_size
+        self._rules: CompiledRules | None = None
+        self._version_id: int | None = None
+        self._checked_at = -float("inf")
+        self._lock = threading.Lock()
+
+    @property
+    def version_id(self) -> int | None:
+        return self._version_id
+
+    def current(self) -> CompiledRules:
+        if self._rules is not None and self.clock() - self._checked_at < self.refresh_seconds:
+            return self._rules
+        with self._lock:
+            if self._rules is None or self.clock() - self._checked_at >= self.refresh_seconds:
+                self._refresh()
+        assert self._rules is not None
+        return self._rules
+
+    def refresh(self) -> CompiledRules:
+        """Check now, whatever the interval."""
+        with self._lock:
+            self._refresh()
+        assert self._rules is not None
+        return self._rules
+
+    def _refresh(self) -> None:
+        self._checked_at = self.clock()
+        try:
+            active = self.store.active_version_id()
+            if active is None:
+                self.store.ensure_default(self.default_dir)
+                active = self.store.active_version_id()
+        except SQLAlchemyError as error:
+            if self._rules is None:
+                raise
+            log.warning("rules_check_failed", error=str(error).splitlines()[0], serving=self._rules.label)
+            return
+        if active is None or active == self._version_id:
+            return
+        try:
+            rules = self._cache.get(active) or self.store.compiled(active)
+        except (RulesValidationError, SQLAlchemyError, KeyError) as error:
+            if self._rules is None:
+                raise
+            log.error("rules_version_rejected", version=active, error=str(error), serving=self._rules.label)
+            self._version_id = active  # do not retry every interval; a new activation changes the id
+            return
+        self._cache[active] = rules
+        self._cache.move_to_end(active)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        previous = self._rules.label if self._rules else None
+        self._rules, self._version_id = rules, active
+        log.info("rules_version_active", version=rules.label, previous=previous)
+
+
+class RuleStoreLike(Protocol):
+    def active_version_id(self) -> int | None: ...
+    def ensure_default(self, folder: Path) -> object: ...
+    def compiled(self, version_id: int) -> CompiledRules: ...

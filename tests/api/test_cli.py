@@ -1,0 +1,64 @@
+"""The command-line pieces the `hotline` CLI wires: users add/list/revoke/rotate and the overdue sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from api.cli import escalate_overdue, users_add, users_app
+from api.users import authenticate
+from contracts import DispatchDecision, Priority, Source, TicketEvent, Topic
+from hotline.pipeline import open_embedded_bus, open_store
+from hotline.settings import Settings, get_settings
+
+from .conftest import A3
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def test_users_commands(settings: Settings) -> None:
+    runner = CliRunner()
+    added = runner.invoke(users_app, ["add", "wang", "--role", "department", "--department", A3])
+    assert added.exit_code == 0, added.output
+    token = added.output.strip()
+    principal = authenticate(open_store(settings), token)
+    assert principal is not None and principal.department == A3
+    refused = runner.invoke(users_app, ["add", "li", "--role", "department"])
+    assert refused.exit_code != 0 and "needs --department" in refused.output
+    listed = runner.invoke(users_app, ["list"])
+    assert "wang" in listed.output and token not in listed.output
+    rotated = runner.invoke(users_app, ["rotate", "wang"])
+    assert rotated.exit_code == 0 and authenticate(open_store(settings), token) is None
+    assert runner.invoke(users_app, ["revoke", "wang"]).exit_code == 0
+    assert runner.invoke(users_app, ["revoke", "wang"]).exit_code != 0
+    with pytest.raises(typer.BadParameter, match="unknown role"):
+        users_add(settings, "x", "mayor")
+
+
+def test_overdue_sweep_function(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True)
+    store = open_store(settings)
+    decision = DispatchDecision(
+        decision_id="d1", source=Source.HOTLINE, source_event_id="call:old", decided_at=datetime.now(UTC) - timedelta(
+            hours=80), title="旧件", description="逾期未办", department=A3, priority=Priority.NORMAL, deadline_hours=72,
+        rule_id="t", rules_version="test")
+    ticket_id = store.create_from_decision(decision).ticket.id
+    assert escalate_overdue(settings) == [(ticket_id, 1)]
+    assert escalate_overdue(settings) == []
+    bus = open_embedded_bus(settings)
+    try:
+        [event] = [TicketEvent.model_validate_json(r.value) for r in bus.records(Topic.TICKETS)]
+    finally:
+        bus.close()
+    assert event.transition == "escalate" and event.ticket_id == ticket_id

@@ -1,0 +1,239 @@
+"""The ticket API: each role's work, role isolation, clear errors, audit trail and events."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from api.users import UserError, add_user, authenticate, list_users, revoke_user, rotate_token
+
+from .conftest import A3, A5, Api
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+def test_a_department_works_its_queue_through_to_a_verified_closed_ticket(api: Api) -> None:
+    c = api.client
+    mine, later, other = api.ticket(), api.ticket(deadline_hours=120), api.ticket(department=A5)
+    queue = c.get("/api/queue", headers=api.auth("a3")).json()
+    assert [t["id"] for t in queue["items"]] == [mine, later] and queue["total"] == 2  # soonest deadline first
+    assert queue["items"][0]["allowed_actions"] == ["accept", "return", "reassign", "escalate", "merge"]
+
+    r = c.post(f"/api/tickets/{mine}/accept", headers=api.auth("a3"))
+    assert r.status_code == 200, r.text
+    assert r.json()["ticket"]["status"] == "accepted"
+    assert r.json()["transitions"][0]["actor"] == f"department:a3@{A3}"
+    r = c.post(f"/api/tickets/{mine}/start", headers=api.auth("a3"), json={"reason": "已联系市民"})
+    assert r.status_code == 200
+    r = c.post(f"/api/tickets/{mine}/resolve", headers=api.auth("a3"), json={
+        "note": "已清运垃圾", "photo_base64": base64.b64encode(JPEG).decode(), "photo_content_type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    assert r.json()["ticket"]["resolution_note"] == "已清运垃圾"
+
+    detail = c.get(f"/api/tickets/{mine}", headers=api.auth("a3")).json()
+    assert [(t["transition"], t["to_status"]) for t in detail["transitions"]] == [
+        ("create", "dispatched"), ("accept", "accepted"), ("start", "in_progress"), ("resolve", "resolved")]
+    assert detail["transitions"][2]["reason"] == "已联系市民"
+    [photo] = detail["attachments"]
+    assert photo["size"] == len(JPEG) and photo["content_type"] == "image/jpeg"
+    got = c.get(photo["url"], headers=api.auth("manager"))
+    assert got.status_code == 200 and got.content == JPEG and got.headers["content-type"] == "image/jpeg"
+    assert c.get(photo["url"], headers=api.auth("a5")).status_code == 404
+
+    r = c.post(f"/api/tickets/{mine}/verify", headers=api.auth("agent"), json={"satisfied": True})
+    assert r.status_code == 200 and r.json()["ticket"]["satisfaction"] == "satisfied"
+    r = c.post(f"/api/tickets/{mine}/close", headers=api.auth("agent"))
+    assert r.status_code == 200 and r.json()["ticket"]["status"] == "closed"
+    assert r.json()["ticket"]["allowed_actions"] == []
+
+    assert [(e.transition, e.status) for e in api.events(mine)] == [
+        ("accept", "accepted"), ("start", "in_progress"), ("resolve", "resolved"), ("verify", "verified"),
+        ("close", "closed")]
+    assert api.events(other) == []
+    assert [t["id"] for t in c.get("/api/queue", headers=api.auth("a3")).json()["items"]] == [later]
+
+
+def test_return_reassign_and_manual_dispatch_by_a_manager(api: Api) -> None:
+    c = api.client
+    ticket = api.ticket()
+    r = c.post(f"/api/tickets/{ticket}/return", headers=api.auth("a3"), json={"reason": "  "})
+    assert r.status_code == 422
+    assert r.json()["detail"] == f"cannot return ticket {ticket}: a reason is required"
+    assert c.post(f"/api/tickets/{ticket}/return", headers=api.auth("a3"), json={}).status_code == 422
+    r = c.post(f"/api/tickets/{ticket}/return", headers=api.auth("a3"), json={"reason": "属住建职责"})
+    assert r.status_code == 200 and r.json()["ticket"]["status"] == "returned"
+    r = c.post(f"/api/tickets/{ticket}/reassign", headers=api.auth("manager"),
+               json={"department": A5, "reason": "改派住建"})
+    assert r.status_code == 200 and r.json()["ticket"]["department"] == A5
+    assert c.get(f"/api/tickets/{ticket}", headers=api.auth("a3")).status_code == 404  # no longer A3's
+    assert c.post(f"/api/tickets/{ticket}/accept", headers=api.auth("a5")).status_code == 200
+
+    pending = api.ticket(department=None)
+    listed = c.get("/api/tickets", params={"status": "pending_manual"}, headers=api.auth("manager")).json()
+    assert [t["id"] for t in listed["items"]] == [pending]
+    r = c.post(f"/api/tickets/{pending}/assign", headers=api.auth("manager"), json={"department": A3})
+    assert r.status_code == 200 and r.json()["ticket"]["status"] == "dispatched"
+    assert r.json()["transitions"][0]["reason"] == f"manual dispatch to {A3}"
+    assert r.json()["transitions"][0]["actor"] == "manager:manager"
+    assert [e.transition for e in api.events()] == ["return", "reassign", "accept", "assign"]
+
+
+def test_illegal_transitions_answer_409_naming_ticket_status_and_action(api: Api) -> None:
+    ticket = api.ticket()
+    r = api.client.post(f"/api/tickets/{ticket}/start", headers=api.auth("a3"))
+    assert r.status_code == 409
+    body = r.json()
+    assert body["detail"] == f"ticket {ticket} is dispatched: cannot start it (start is allowed from: accepted)"
+    assert (body["ticket_id"], body["status"], body["action"]) == (ticket, "dispatched", "start")
+    r = api.client.post(f"/api/tickets/{ticket}/close", headers=api.auth("agent"))
+    assert r.status_code == 409 and "cannot close it" in r.json()["detail"]
+    r = api.client.post(f"/api/tickets/{ticket}/assign", headers=api.auth("manager"), json={"department": A5})
+    assert r.status_code == 409 and "is dispatched: cannot assign it" in r.json()["detail"]
+    r = api.client.post("/api/tickets/GD-none/escalate", headers=api.auth("manager"), json={"reason": "x"})
+    assert r.status_code == 404 and r.json()["detail"] == "ticket GD-none not found"
+    r = api.client.post(f"/api/tickets/{ticket}/resolve", headers=api.auth("a3"), json={"note": "x", "bogus": 1})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "bogus"]  # FastAPI's own shape
+    assert api.events() == []
+
+
+def test_role_isolation(api: Api) -> None:
+    c = api.client
+    a3_ticket, a5_ticket = api.ticket(), api.ticket(department=A5)
+    # a department sees and touches only its own department's tickets
+    assert c.get(f"/api/tickets/{a5_ticket}", headers=api.auth("a3")).status_code == 404
+    for action in ("accept", "start"):
+        r = c.post(f"/api/tickets/{a5_ticket}/{action}", headers=api.auth("a3"))
+        assert r.status_code == 404 and r.json()["detail"] == f"ticket {a5_ticket} not found"
+    assert c.post(f"/api/tickets/{a5_ticket}/return", headers=api.auth("a3"), json={"reason": "x"}).status_code == 404
+    search = c.get("/api/tickets", headers=api.auth("a3")).json()
+    assert [t["id"] for t in search["items"]] == [a3_ticket]
+    r = c.get("/api/tickets", params={"department": A5}, headers=api.auth("a3"))
+    assert r.status_code == 403 and A3 in r.json()["detail"]
+    # roles
+    forbidden = [
+        ("a3", "post", f"/api/tickets/{a3_ticket}/escalate", {"reason": "x"}),
+        ("a3", "post", f"/api/tickets/{a3_ticket}/reassign", {"department": A5, "reason": "x"}),
+        ("a3", "post", f"/api/tickets/{a3_ticket}/verify", {"satisfied": True}),
+        ("a3", "get", "/api/rates", None),
+        ("agent", "post", f"/api/tickets/{a3_ticket}/accept", None),
+        ("agent", "post", f"/api/tickets/{a3_ticket}/merge", {"parent_ticket_id": a5_ticket, "reason": "x"}),
+        ("analyst", "post", f"/api/tickets/{a3_ticket}/verify", {"satisfied": True}),
+        ("analyst", "post", "/api/escalations/sweep", None),
+        ("manager", "post", f"/api/tickets/{a3_ticket}/accept", None),
+        ("manager", "get", "/api/queue", None),
+    ]
+    for user, method, path, body in forbidden:
+        r = c.request(method.upper(), path, headers=api.auth(user), json=body)
+        assert r.status_code == 403, (user, path, r.text)
+        assert r.json()["detail"].startswith("this needs the role"), r.json()
+    assert c.get("/api/tickets").status_code == 401
+    r = c.get("/api/tickets", headers={"Authorization": "Bearer hl_wrong"})
+    assert r.status_code == 401 and r.json() == {"detail": "invalid or revoked token"}
+    assert c.get("/api/me", headers=api.auth("a5")).json() == {
+        "name": "a5", "role": "department", "department": A5, "actor": f"department:a5@{A5}"}
+    assert api.events() == []
+
+
+def test_manager_search_escalate_merge_and_sweep(api: Api) -> None:
+    c = api.client
+    late = api.ticket(deadline_hours=24, title="噪声扰民")
+    parent, dup = api.ticket(title="路灯不亮"), api.ticket(title="路灯不亮")
+    other = api.ticket(department=A5, district="A5区", deadline_hours=120)
+    m = api.auth("manager")
+
+    assert {t["id"] for t in c.get("/api/tickets", params={"q": "路灯"}, headers=m).json()["items"]} == {parent, dup}
+    assert [t["id"] for t in c.get("/api/tickets", params={"district": "A5区"}, headers=m).json()["items"]] == [other]
+    page = c.get("/api/tickets", params={"department": A3, "limit": 2}, headers=m).json()
+    assert page["total"] == 3 and len(page["items"]) == 2
+
+    r = c.post(f"/api/tickets/{dup}/merge", headers=m, json={"parent_ticket_id": parent, "reason": "同一路灯"})
+    assert r.status_code == 200
+    assert r.json()["ticket"]["status"] == "merged" and r.json()["ticket"]["parent_ticket_id"] == parent
+    assert [t["transition"] for t in r.json()["transitions"]] == ["merge", "merge_child"]
+    assert c.get(f"/api/tickets/{parent}", headers=m).json()["merged_children"] == [dup]
+    r = c.post(f"/api/tickets/{parent}/merge", headers=m, json={"parent_ticket_id": parent, "reason": "x"})
+    assert r.status_code == 422 and "into itself" in r.json()["detail"]
+
+    api.clock.advance(hours=25)
+    assert [t["id"] for t in c.get("/api/tickets", params={"overdue": True}, headers=m).json()["items"]] == [late]
+    swept = c.post("/api/escalations/sweep", headers=m).json()
+    assert [(e["ticket_id"], e["escalation_level"]) for e in swept["escalated"]] == [(late, 1)]
+    assert c.post("/api/escalations/sweep", headers=m).json()["escalated"] == []
+    r = c.post(f"/api/tickets/{late}/escalate", headers=m, json={"reason": "市民多次来电"})
+    assert r.status_code == 200 and r.json()["ticket"]["escalation_level"] == 2
+    assert r.json()["transitions"][0]["reason"] == "督办 level 2: 市民多次来电"
+    escalated = c.get("/api/tickets", params={"min_escalation": 1}, headers=m).json()["items"]
+    assert [(t["id"], t["escalation_level"], t["overdue"]) for t in escalated] == [(late, 2, True)]
+    queue = c.get("/api/queue", headers=api.auth("a3")).json()["items"]
+    assert queue[0]["id"] == late  # escalated first
+    assert [(e.ticket_id, e.transition) for e in api.events()] == [
+        (dup, "merge"), (parent, "merge_child"), (late, "escalate"), (late, "escalate")]
+
+
+def test_callbacks_and_rates(api: Api) -> None:
+    c = api.client
+    happy, unhappy = api.ticket(), api.ticket()
+    api.clock.advance(hours=1)
+    for ticket in (happy, unhappy):
+        for action, body in (("accept", None), ("start", None), ("resolve", {"note": "已处理"})):
+            assert c.post(f"/api/tickets/{ticket}/{action}", headers=api.auth("a3"), json=body).status_code == 200
+    r = c.post(f"/api/tickets/{happy}/verify", headers=api.auth("agent"), json={"satisfied": True})
+    assert r.status_code == 200
+    r = c.post(f"/api/tickets/{unhappy}/verify", headers=api.auth("agent"), json={"satisfied": False})
+    assert r.status_code == 422 and "not satisfied" in r.json()["detail"]
+    r = c.post(f"/api/tickets/{unhappy}/verify", headers=api.auth("manager"), json={
+        "satisfied": False, "reason": "仍有垃圾", "reopen_to": "dispatched", "department": A5})
+    assert r.status_code == 200 and r.json()["ticket"]["status"] == "dispatched"
+    assert r.json()["ticket"]["department"] == A5 and r.json()["ticket"]["satisfaction"] == "unsatisfied"
+
+    since = (api.clock.now - timedelta(hours=2)).isoformat()
+    figures = c.get("/api/rates", params={"since": since, "response_hours": 24}, headers=api.auth("analyst"))
+    assert figures.status_code == 200, figures.text
+    body = figures.json()
+    assert body["response"] == {"numerator": 2, "denominator": 2, "value": 1.0}  # the reopen's window is open
+    assert body["resolution"] == {"numerator": 1, "denominator": 2, "value": 0.5}
+    assert body["satisfaction"] == {"numerator": 1, "denominator": 2, "value": 0.5}
+    assert body["by_department"][A3]["satisfaction"] == body["satisfaction"]  # A3 resolved both
+    assert body["by_department"][A5]["satisfaction"]["denominator"] == 0
+    assert c.get("/api/rates", headers=api.auth("manager")).status_code == 200
+
+
+def test_openapi_and_local_docs(api: Api) -> None:
+    schema = api.client.get("/openapi.json").json()
+    assert {"/api/tickets", "/api/queue", "/api/tickets/{ticket_id}/resolve", "/api/rates",
+            "/open311/v2/services.{fmt}", "/open311/v2/requests.{fmt}"} <= set(schema["paths"])
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    form = schema["paths"]["/open311/v2/requests.{fmt}"]["post"]["requestBody"]["content"]
+    assert "application/x-www-form-urlencoded" in form
+    docs = api.client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()
+    assert "/docs/assets/swagger-ui-bundle.js" in docs.text
+    bundle = api.client.get("/docs/assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.content) > 100_000
+    assert api.client.get("/redoc").status_code == 404
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_users_and_tokens(api: Api, tmp_path: Path) -> None:
+    store = api.store
+    with pytest.raises(UserError, match="needs --department"):
+        add_user(store, "x", "department")
+    with pytest.raises(UserError, match="only department users"):
+        add_user(store, "x", "manager", A3)
+    with pytest.raises(UserError, match="unknown role"):
+        add_user(store, "x", "mayor")
+    with pytest.raises(UserError, match="exists already"):
+        add_user(store, "a3", "department", A3)
+    principal, token = add_user(store, "zhang", "analyst")
+    assert token.startswith("hl_") and len(token) > 40
+    assert authenticate(store, token) == principal
+    assert all(token not in (u.token_hash, u.name) for u in list_users(store))
+    new_token = rotate_token(store, "zhang")
+    assert authenticate(store, token) is None and authenticate(store, new_token) == principal
+    assert revoke_user(store, "zhang") and not revoke_user(store, "zhang")
+    assert authenticate(store, new_token) is None
+    assert api.client.get("/api/me", headers={"Authorization": f"Bearer {new_token}"}).status_code == 401
+    assert "zhang" not in {u.name for u in list_users(store)}

@@ -1,0 +1,179 @@
+"""A broken rule set is rejected with errors that name the table (file), the row and the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dispatch_rules.bundle import RuleBundle
+from dispatch_rules.compiler import RuleError, RulesValidationError, compile_rules, validate_bundle
+
+from .conftest import column, edit_table, rule, set_output
+
+
+def errors_of(bundle: RuleBundle) -> list[RuleError]:
+    report = validate_bundle(bundle)
+    assert report.errors, "expected the bundle to be rejected"
+    with pytest.raises(RulesValidationError):
+        compile_rules(bundle)
+    return report.errors
+
+
+def only(errors: list[RuleError]) -> RuleError:
+    assert len(errors) == 1, [str(e) for e in errors]
+    return errors[0]
+
+
+def test_the_shipped_rules_are_valid_without_warnings(shipped: RuleBundle) -> None:
+    report = validate_bundle(shipped)
+    assert report.errors == [] and report.warnings == []
+
+
+def test_bad_json_names_the_file_and_position(shipped: RuleBundle) -> None:
+    broken = shipped.replace("priority.json", shipped.files["priority.json"][:-40])
+    error = only(errors_of(broken))
+    assert error.table == "priority.json" and "not valid JSON" in error.message and "line" in error.message
+
+
+def test_unknown_department_role(shipped: RuleBundle) -> None:
+    bundle = edit_table(shipped, "department.json", lambda c: set_output(c, "hl.hb.default", "role", "环保"))
+    error = only(errors_of(bundle))
+    assert (error.table, error.field) == ("department.json", "role")
+    assert error.row is not None and error.row.startswith("hl.hb.default (#") and "环保" in error.message
+
+
+def test_unknown_co_handler_role(shipped: RuleBundle) -> None:
+    bundle = edit_table(shipped, "department.json",
+                        lambda c: set_output(c, "cam.fire_smoke", "co_handlers", ["应急管理", "防汛办"]))
+    error = only(errors_of(bundle))
+    assert (error.table, error.field) == ("department.json", "co_handlers") and "防汛办" in error.message
+    assert error.row and error.row.startswith("cam.fire_smoke")
+
+
+def test_unknown_category_and_district_literals(shipped: RuleBundle) -> None:
+    def edit(content: dict[str, Any]) -> None:
+        rule(content, "hl.hb.default")[column(content, "category")] = '"环境保护", "环境保户"'
+        rule(content, "hl.jt.default")[column(content, "district")] = '"A3区", "Z9区"'
+
+    errors = errors_of(edit_table(shipped, "department.json", edit))
+    found = {(e.table, (e.row or "").split(" ")[0], e.field) for e in errors}
+    assert ("department.json", "hl.hb.default", "category") in found
+    assert ("department.json", "hl.jt.default", "district") in found
+    assert any("环境保户" in e.message for e in errors) and any("Z9区" in e.message for e in errors)
+
+
+def test_condition_that_does_not_parse(shipped: RuleBundle) -> None:
+    bundle = edit_table(shipped, "priority.json",
+                        lambda c: rule(c, "pr.wage_arrears").__setitem__(column(c, "text"), 'contains($, "欠薪"'))
+    error = only(errors_of(bundle))
+    assert (error.table, error.field) == ("priority.json", "text") and "does not parse" in error.message
+    assert error.row and error.row.startswith("pr.wage_arrears")
+
+
+def test_required_output_empty(shipped: RuleBundle) -> None:
+    bundle = edit_table(shipped, "priority.json",
+                        lambda c: rule(c, "pr.elevated").__setitem__(column(c, "priority", "outputs"), ""))
+    error = only(errors_of(bundle))
+    assert (error.table, error.field) == ("priority.json", "priority") and "required output empty" in error.message
+    assert error.row and error.row.startswith("pr.elevated")
+
+
+def test_row_without_rule_id_is_named_by_position(shipped: RuleBundle) -> None:
+    bundle = edit_table(shipped, "direct_answer.json",
+                        lambda c: c["rules"][1].__setitem__(column(c, "rule_id", "outputs"), ""))
+    error = only(errors_of(bundle))
+    assert (error.table, error.field) == ("direct_answer.json", "rule_id") and error.row and "(#2)" in error.row
+
+
+def test_bad_output_values(shipped: RuleBundle) -> None:
+    def deadline(content: dict[str, Any]) -> None:
+        set_output(content, "dl.hotline.normal", "deadline_hours", 0)
+
+    error = only(errors_of(edit_table(shipped, "deadline.json", deadline)))
+    assert (error.table, error.field) == ("deadline.json", "deadline_hours")
+    error = only(errors_of(edit_table(shipped, "priority.json",
+                                      lambda c: set_output(c, "pr.default", "priority", "whenever"))))
+    assert (error.table, error.field) == ("priority.json", "priority") and "whenever" in error.message
+
+
+def test_identical_rows_in_a_first_hit_table(shipped: RuleBundle) -> None:
+    def duplicate(content: dict[str, Any]) -> None:
+        copy = dict(rule(content, "hl.ld.default"))
+        copy[column(content, "rule_id", "outputs")] = json.dumps("hl.ld.copy")
+        content["rules"].insert(content["rules"].index(rule(content, "hl.ld.default")) + 1, copy)
+
+    error = only(errors_of(edit_table(shipped, "department.json", duplicate)))
+    assert error.table == "department.json" and error.row and error.row.startswith("hl.ld.copy")
+    assert "same conditions as row hl.ld.default" in error.message
+
+
+def test_general_row_above_a_specific_one_pre_empts_it(shipped: RuleBundle) -> None:
+    def move_default_up(content: dict[str, Any]) -> None:
+        default = rule(content, "hl.cx.default")
+        content["rules"].remove(default)
+        content["rules"].insert(content["rules"].index(rule(content, "hl.cx.street_order")), default)
+
+    errors = errors_of(edit_table(shipped, "department.json", move_default_up))
+    shadowed = {(e.row or "").split(" ")[0] for e in errors}
+    assert {"hl.cx.street_order", "hl.cx.sanitation", "hl.cx.public_transport", "hl.cx.water_supply"} <= shadowed
+    assert all("pre-empted by row hl.cx.default" in e.message for e in errors)
+
+
+def test_overlapping_rows_in_an_exclusive_table(shipped: RuleBundle) -> None:
+    bundle = edit_table(shipped, "deadline.json",
+                        lambda c: rule(c, "dl.camera.low").__setitem__(column(c, "priority"), '"low", "normal"'))
+    error = only(errors_of(bundle))
+    assert error.table == "deadline.json" and error.row and error.row.startswith("dl.camera.low")
+    assert "overlaps row dl.camera.normal" in error.message
+
+
+def test_gap_a_taxonomy_category_without_a_row(shipped: RuleBundle) -> None:
+    def drop(content: dict[str, Any]) -> None:
+        category = column(content, "category")
+        content["rules"] = [r for r in content["rules"] if "环境保护" not in r.get(category, "")]
+
+    errors = errors_of(edit_table(shipped, "department.json", drop))
+    gap = [e for e in errors if "gap" in e.message]
+    assert len(gap) == 1 and gap[0].table == "department.json" and gap[0].field == "category"
+    assert "环境保护" in gap[0].message
+
+
+def test_gap_missing_deadline_and_missing_catch_all(shipped: RuleBundle) -> None:
+    def drop(content: dict[str, Any]) -> None:
+        content["rules"].remove(rule(content, "dl.camera.low"))
+
+    error = only(errors_of(edit_table(shipped, "deadline.json", drop)))
+    assert (error.table, error.field) == ("deadline.json", "priority") and "camera" in error.message
+    error = only(errors_of(edit_table(shipped, "priority.json",
+                                      lambda c: c["rules"].remove(rule(c, "pr.default")))))
+    assert error.table == "priority.json" and "catch-all" in error.message
+
+
+def test_structure_errors(shipped: RuleBundle) -> None:
+    error = only(errors_of(edit_table(shipped, "priority.json", lambda c: c.__setitem__("hitPolicy", "collect"))))
+    assert (error.table, error.field) == ("priority.json", "hitPolicy")
+    error = only(errors_of(edit_table(shipped, "priority.json",
+                                      lambda c: c["inputs"][0].__setitem__("field", "caller_mood"))))
+    assert (error.table, error.field) == ("priority.json", "caller_mood")
+    graph = json.loads(shipped.files["deadline.json"])
+    graph["edges"] = graph["edges"][:1]
+    error = only(errors_of(shipped.replace("deadline.json", json.dumps(graph))))
+    assert (error.table, error.field) == ("deadline.json", "edges")
+
+
+def test_rule_ids_are_unique_across_tables(shipped: RuleBundle) -> None:
+    bundle = edit_table(shipped, "direct_answer.json", lambda c: set_output(c, "da.default", "rule_id", "pr.default"))
+    error = only(errors_of(bundle))
+    assert (error.table, error.field) == ("direct_answer.json", "rule_id") and "priority.json" in error.message
+
+
+def test_manifest_and_directory_errors(shipped: RuleBundle) -> None:
+    manifest = shipped.files["ruleset.yaml"].replace("min_confidence:", "min_confidance:")
+    errors = errors_of(shipped.replace("ruleset.yaml", manifest))
+    assert {e.table for e in errors} == {"ruleset.yaml"} and {"min_confidance", "min_confidence"} <= {
+        e.field for e in errors}
+    directory = shipped.files["directory.yaml"].replace("A市: [A1区,", "A市: [B1区, A1区,")
+    errors = errors_of(shipped.replace("directory.yaml", directory))
+    assert errors[0].table == "directory.yaml" and "B1区" in errors[0].message
