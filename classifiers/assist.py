@@ -15,7 +15,7 @@ import numpy as np
 
 from classifiers.assist_store import OPEN_TICKET_STATUSES, AssistStore
 from classifiers.data import message_text
-from classifiers.knowledge import Encoder, KnowledgeIndex
+from classifiers.knowledge import Encoder, FloatArray, KnowledgeIndex
 from contracts import AgentAssist, ClassifiedCall, Message, SimilarTicket, SuggestedAnswer, TicketEvent, Topic
 from streams.stage import Output, Stage
 
@@ -55,14 +55,14 @@ class Assistant:
             merge_into=duplicates[0].ticket_id if duplicates else None, classifier=call.classifier,
         )
 
-    def _suggestions(self, embedding: np.ndarray) -> list[SuggestedAnswer]:  # type: ignore[type-arg]
+    def _suggestions(self, embedding: FloatArray) -> list[SuggestedAnswer]:
         return [
             SuggestedAnswer(case_id=case.case_id, title=case.title, reply=case.reply[:REPLY_PREVIEW_CHARS],
                             department=case.department, score=float(np.clip(score, 0, 1)))
             for case, score in self.knowledge.search(embedding, self.settings.suggestions)
         ]
 
-    def _similar_tickets(self, call: ClassifiedCall, embedding: np.ndarray) -> list[SimilarTicket]:  # type: ignore[type-arg]
+    def _similar_tickets(self, call: ClassifiedCall, embedding: FloatArray) -> list[SimilarTicket]:
         since = call.received_at - timedelta(days=self.settings.window_days)
         calls, matrix = self.store.recent_calls(call.district, since, exclude=call.call_id)
         if not calls:

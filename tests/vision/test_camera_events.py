@@ -35,7 +35,8 @@ def test_registry_is_valid_and_zones_contain_points() -> None:
 
 def test_broken_registry_names_the_problem(tmp_path: Path) -> None:
     path = tmp_path / "cameras.yaml"
-    path.write_text("cameras:\n  - camera_id: c1\n    district: A1区\n    address: x\n    zones: []\n", encoding="utf-8")
+    registry = "cameras:\n  - camera_id: c1\n    district: A1区\n    address: x\n    zones: []\n"
+    path.write_text(registry, encoding="utf-8")
     with pytest.raises(ValueError, match=r"cameras\.0\.zones"):
         CameraRegistry.load(path)
 
