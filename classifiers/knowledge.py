@@ -47,7 +47,7 @@ class KbCase:
     @property
     def search_text(self) -> str:
         """Title and opening of the message: what the case is about, at a bounded encoding cost."""
-        return message_text(self.title, self.message)[:200]
+        return message_text(self.title, self.message)[:120]
 
 
 def load_knowledge_base(path: Path) -> list[KbCase]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from classifiers.data import message_text
 from classifiers.extract import assess_urgency, extract_place
+from classifiers.knowledge import Encoder, FloatArray
+from classifiers.taxonomy import SubcategoryIndex
 from contracts import CategoryScore, ClassifiedCall, HotlineTranscript, Message, Topic
 from streams.stage import Output, Stage
 
@@ -20,9 +22,25 @@ class IntentModel(Protocol):
     def predict_proba(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float64]]: ...
 
 
-def classify(model: IntentModel, transcript: HotlineTranscript, min_confidence: float, top_k: int) -> ClassifiedCall:
+@runtime_checkable
+class EmbeddingIntentModel(IntentModel, Protocol):
+    """A model that also gives the sentence embedding its probabilities came from."""
+
+    def predict_with_embeddings(self, texts: list[str]) -> tuple[FloatArray, FloatArray]: ...
+
+
+def classify(model: IntentModel, transcript: HotlineTranscript, min_confidence: float, top_k: int,
+             taxonomy: SubcategoryIndex | None = None, encoder: Encoder | None = None) -> ClassifiedCall:
+    """`encoder` gives the embedding when the intent model has none of its own (e.g. the baseline)."""
     text = message_text(transcript.title, transcript.text)
-    probabilities = model.predict_proba([text])[0]
+    embedding: FloatArray | None = None
+    if isinstance(model, EmbeddingIntentModel):
+        embeddings, probability_rows = model.predict_with_embeddings([text])
+        embedding, probabilities = embeddings[0], probability_rows[0]
+    else:
+        probabilities = model.predict_proba([text])[0]
+        if encoder is not None:
+            embedding = encoder.encode([text])[0]
     ranked = np.argsort(-probabilities)[:top_k]
     best = int(ranked[0])
     confidence = float(probabilities[best])
@@ -42,12 +60,17 @@ def classify(model: IntentModel, transcript: HotlineTranscript, min_confidence: 
         address=place.address,
         urgency=urgency.level,
         urgency_terms=urgency.terms,
+        sub_categories=(taxonomy.suggest(embedding, model.labels[best]) if taxonomy is not None
+                        and embedding is not None else []),
+        embedding=[round(float(v), 6) for v in embedding] if embedding is not None else None,
     )
 
 
-def make_classify_stage(model: IntentModel, min_confidence: float, top_k: int = 3) -> Stage:
+def make_classify_stage(model: IntentModel, min_confidence: float, top_k: int = 3,
+                        taxonomy: SubcategoryIndex | None = None, encoder: Encoder | None = None) -> Stage:
     def handle(message: Message) -> Sequence[Output]:
         assert isinstance(message, HotlineTranscript)
-        return [Output(Topic.CLASSIFIED_CALLS, classify(model, message, min_confidence, top_k))]
+        call = classify(model, message, min_confidence, top_k, taxonomy, encoder)
+        return [Output(Topic.CLASSIFIED_CALLS, call)]
 
     return Stage(name="classify", input_topic=Topic.TRANSCRIPTS, handle=handle)

