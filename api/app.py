@@ -20,8 +20,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import open311, routes
+from api import assist_routes, open311, routes
 from api.context import ApiContext, LazyTransport
+from classifiers.service import TextIntelligence
+from consoles import console_router
 from hotline.settings import Settings
 from streams.transport import Transport
 from tickets.lifecycle import EscalationPolicy, IllegalTransition, InvalidTransitionRequest, Lifecycle, TicketNotFound
@@ -56,6 +58,7 @@ def create_app(
     transport: Transport | None = None,
     clock: Callable[[], datetime] | None = None,
     escalation: EscalationPolicy | None = None,
+    text_intelligence: TextIntelligence | None = None,
 ) -> FastAPI:
     """The app. `store` defaults to the settings' database, `transport` to the settings' transport (opened on
     the first publish and closed at shutdown); tests pass their own, and a clock."""
@@ -82,6 +85,9 @@ def create_app(
     app.state.context = context
     app.include_router(routes.router)
     app.include_router(open311.router)
+    app.include_router(assist_routes.router)
+    app.include_router(console_router)
+    app.state.text_intelligence = text_intelligence
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the app answers and the database does")

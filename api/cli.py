@@ -80,7 +80,7 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
 ) -> None:
-    """Serve the ticket API and Open311 (docs at /docs, schema at /openapi.json)."""
+    """Serve the ticket API, Open311 and the consoles (/console; docs at /docs, schema at /openapi.json)."""
     serve(get_settings(), host, port)
 
 
@@ -88,8 +88,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     import uvicorn
 
     from api import create_app
+    from hotline.pipeline import build_text_intelligence
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+    text = build_text_intelligence(settings)
+    if isinstance(text, str):
+        console.print(f"[yellow]agent assist unavailable:[/] {text}")
+    app = create_app(settings, text_intelligence=None if isinstance(text, str) else text)
+    uvicorn.run(app, host=host, port=port, log_config=None)
 
 
 def escalate_overdue_command() -> None:

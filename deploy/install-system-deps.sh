@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: PostgreSQL (a real server for the ticket store's PostgreSQL path).
+# Debian packages the tests need: PostgreSQL (a real server for the ticket store's PostgreSQL path),
+# Chromium and CJK fonts (the consoles are tested in a real headless browser).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
+[ -x /usr/bin/chromium ] || need+=(chromium)                  # browser tests of the consoles
+fc-list 2>/dev/null | grep -qi "noto.*cjk" || need+=(fonts-noto-cjk)  # Chinese glyphs in the pages
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root: apt-get install ${need[*]})" >&2

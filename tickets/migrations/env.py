@@ -2,11 +2,12 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from classifiers.assist_store import AssistBase
+from consoles.models import ConsoleBase
 from dispatch_rules.models import RulesBase
 from tickets.models import Base
 
 config = context.config
-target_metadata = [Base.metadata, RulesBase.metadata, AssistBase.metadata]
+target_metadata = [Base.metadata, RulesBase.metadata, AssistBase.metadata, ConsoleBase.metadata]
 
 
 def run_migrations_offline() -> None:

@@ -1,0 +1,261 @@
+"""The web consoles: server-rendered pages (Jinja2) for call-centre agents, managers and analysts.
+
+/console/login      paste a token (from `hotline users add`); it is kept in an HttpOnly SameSite=Strict cookie
+/console/agent      agent, manager: live assist, suggested answers, answer directly or make a ticket
+/console/manager    manager: tickets by status and department, overdue / escalated, rates, hot spots, cameras
+/console/analyst    analyst, manager: the routing rules, their versions, backtests with the diff
+/static/console/…   the CSS and the one small script, served by the app (no CDN)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from api.context import ApiContext
+from api.users import Principal, Role, authenticate
+from consoles import auth
+from consoles.dashboard import build_dashboard, snapshot
+from consoles.direct_answers import recent_direct_answers
+from consoles.rules_view import RulesCatalogue, table_views
+from dispatch_rules.backtest import BacktestResult
+from dispatch_rules.bundle import TABLE_NAMES
+from dispatch_rules.compiler import RuleError, RulesValidationError
+from dispatch_rules.versions import RuleStoreError
+
+HERE = Path(__file__).parent
+STATIC_URL = "/static/console"
+MAX_FORM_BYTES = 2 * 1024 * 1024
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+STATUS_LABELS = {
+    "pending_manual": "待人工派单", "dispatched": "已派单", "accepted": "已签收", "returned": "已退单",
+    "in_progress": "办理中", "resolved": "已办结", "verified": "已回访", "closed": "已结案", "merged": "已合并",
+}
+PRIORITY_LABELS = {"urgent": "紧急", "high": "较急", "normal": "一般", "low": "低"}
+KIND_LABELS = {  # camera event kinds (数字化城管), shown with the code the tickets carry
+    "exposed_garbage": "暴露垃圾", "overflowing_bin": "垃圾满溢", "illegal_parking": "违章停车",
+    "road_damage": "道路破损", "street_vendor": "占道经营", "fire_smoke": "烟火", "flooding": "路面积水",
+}
+
+console_router = APIRouter(include_in_schema=False)
+console_router.mount(STATIC_URL, StaticFiles(directory=HERE / "static"), name="console-static")
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _local(moment: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
+    if moment is None:
+        return "-"
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return aware.astimezone(LOCAL_TZ).strftime(fmt)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+templates.env.filters.update(local=_local, pct=_pct, status_label=lambda s: STATUS_LABELS.get(s, s),
+                             priority_label=lambda p: PRIORITY_LABELS.get(p, p),
+                             kind_label=lambda k: f"{KIND_LABELS[k]} {k}" if k in KIND_LABELS else k)
+templates.env.globals.update(static=STATIC_URL, STATUS_LABELS=STATUS_LABELS, PRIORITY_LABELS=PRIORITY_LABELS)
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------------
+def _context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context
+
+
+def _page_user(request: Request, roles: tuple[Role, ...]) -> Principal | Response:
+    """The logged-in user when their role may see the page; else the login page or a 403 page."""
+    token = auth.session_token(request)
+    principal = authenticate(_context(request).store, token) if token else None
+    if principal is None:
+        response: Response = auth.login_redirect(request)
+        if token:
+            auth.clear_session(response)
+        return response
+    if principal.role not in roles:
+        return _render(request, "forbidden.html", principal, status_code=status.HTTP_403_FORBIDDEN,
+                       needed=auth.role_names(roles))
+    return principal
+
+
+def _render(request: Request, name: str, principal: Principal | None, status_code: int = 200,
+            **values: Any) -> HTMLResponse:
+    token = auth.session_token(request)
+    values.update(user=principal, csrf=auth.csrf_token(token) if token and principal else "",
+                  nav=_nav(principal), path=request.url.path)
+    response = templates.TemplateResponse(request, name, values, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "frame-ancestors 'none'")
+    return response
+
+
+def _nav(principal: Principal | None) -> list[tuple[str, str]]:
+    if principal is None:
+        return []
+    links = [("/console/agent", "坐席 Agent", auth.AGENT_ROLES), ("/console/manager", "管理 Manager",
+                                                                   auth.MANAGER_ROLES),
+             ("/console/analyst", "规则分析 Analyst", auth.ANALYST_ROLES)]
+    return [(href, label) for href, label, roles in links if principal.role in roles]
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form (the consoles post no files: an uploaded table is read into a text field)."""
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        return {}
+    parsed = parse_qs(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {key: values[-1] for key, values in parsed.items()}
+
+
+def _catalogue(request: Request) -> RulesCatalogue:
+    state = request.app.state
+    found: RulesCatalogue | None = getattr(state, "console_rules_catalogue", None)
+    if found is None:
+        found = RulesCatalogue(_context(request).store)
+        state.console_rules_catalogue = found
+    return found
+
+
+# ---- log in / out ---------------------------------------------------------------------------------------------
+@console_router.get("/console")
+def console_home(request: Request) -> Response:
+    token = auth.session_token(request)
+    principal = authenticate(_context(request).store, token) if token else None
+    target = auth.HOME.get(principal.role) if principal else None
+    return RedirectResponse(target or "/console/login", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@console_router.get("/console/login")
+def login_page(request: Request, next: str | None = None) -> Response:
+    return _render(request, "login.html", None, next=auth.safe_next(next) or "", error=None)
+
+
+@console_router.post("/console/login")
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    token = form.get("token", "").strip()
+    target = auth.safe_next(form.get("next"))
+    principal = await run_in_threadpool(authenticate, _context(request).store, token) if token else None
+    error = None
+    if principal is None:
+        error = "令牌无效或已吊销 (invalid or revoked token)"
+    elif principal.role not in auth.HOME:
+        error = f"{principal.role.value} 用户没有控制台 (department users work their queue through the API)"
+    if error or principal is None:
+        return _render(request, "login.html", None, status_code=status.HTTP_401_UNAUTHORIZED,
+                       next=target or "", error=error)
+    response = RedirectResponse(target or auth.HOME[principal.role], status_code=status.HTTP_303_SEE_OTHER)
+    auth.set_session(response, token, secure=request.url.scheme == "https")
+    return response
+
+
+@console_router.post("/console/logout")
+def logout() -> Response:
+    response = RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+    auth.clear_session(response)
+    return response
+
+
+# ---- agent -----------------------------------------------------------------------------------------------------
+@console_router.get("/console/agent")
+def agent_page(request: Request) -> Response:
+    principal = _page_user(request, auth.AGENT_ROLES)
+    if isinstance(principal, Response):
+        return principal
+    ready = getattr(request.app.state, "text_intelligence", None) is not None
+    answered = recent_direct_answers(_context(request).store, limit=5)
+    return _render(request, "agent.html", principal, models_ready=ready, recent_answers=answered)
+
+
+# ---- manager ---------------------------------------------------------------------------------------------------
+@console_router.get("/console/manager")
+def manager_page(request: Request, district: str | None = None) -> Response:
+    principal = _page_user(request, auth.MANAGER_ROLES)
+    if isinstance(principal, Response):
+        return principal
+    context = _context(request)
+    board = build_dashboard(context.store, context.clock(), district or None)
+    return _render(request, "manager.html", principal, board=board)
+
+
+@console_router.get("/console/manager/snapshots/{ticket_id}")
+def camera_snapshot(request: Request, ticket_id: str) -> Response:
+    principal = _page_user(request, auth.MANAGER_ROLES)
+    if isinstance(principal, Response):
+        return principal
+    found = snapshot(_context(request).store, ticket_id)
+    if found is None:
+        return Response("no snapshot", status_code=status.HTTP_404_NOT_FOUND, media_type="text/plain")
+    data, content_type = found
+    return Response(data, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+# ---- analyst ---------------------------------------------------------------------------------------------------
+@console_router.get("/console/analyst")
+def analyst_page(request: Request, version: int | None = None) -> Response:
+    principal = _page_user(request, auth.ANALYST_ROLES)
+    if isinstance(principal, Response):
+        return principal
+    return _analyst(request, principal, version)
+
+
+@console_router.post("/console/analyst/backtest")
+async def analyst_backtest(request: Request) -> Response:
+    principal = _page_user(request, auth.ANALYST_ROLES)
+    if isinstance(principal, Response):
+        return principal
+    form = await _form(request)
+    token = auth.session_token(request) or ""
+    if not auth.csrf_ok(token, form.get(auth.CSRF_FIELD)):
+        return _render(request, "forbidden.html", principal, status_code=status.HTTP_403_FORBIDDEN,
+                       needed="the form's CSRF token (reload the page)")
+    catalogue = _catalogue(request)
+    result: BacktestResult | None = None
+    errors: list[RuleError] = []
+    problem: str | None = None
+    mode = form.get("mode", "version")
+    try:
+        if mode == "file":
+            file_name, text = form.get("file_name", "").strip(), form.get("content", "")
+            if not text.strip():
+                problem = "粘贴或上传一个规则表文件 (paste or upload a table file)"
+            else:
+                result = await run_in_threadpool(catalogue.backtest_file, file_name, text)
+        else:
+            result = await run_in_threadpool(catalogue.backtest_version, int(form.get("version_id", "0")))
+    except RulesValidationError as error:
+        errors = error.errors
+    except (RuleStoreError, ValueError) as error:
+        problem = str(error)
+    return await run_in_threadpool(_analyst, request, principal, None, result, errors, problem, form)
+
+
+def _analyst(request: Request, principal: Principal, version: int | None,
+             result: BacktestResult | None = None, errors: list[RuleError] | None = None,
+             problem: str | None = None, form: dict[str, str] | None = None) -> Response:
+    catalogue = _catalogue(request)
+    versions = catalogue.versions()
+    active = next(v for v in versions if v.active)
+    shown = next((v for v in versions if v.id == version), active)
+    rules = catalogue.compiled(shown.id)
+    loads = result.loads if result else []
+    top = max((max(load.active, load.proposed) for load in loads), default=0) or 1
+    return _render(request, "analyst.html", principal, versions=versions, active=active, shown=shown,
+                   tables=table_views(rules), files=sorted(catalogue.bundle(active.id).files),
+                   table_files=[rules.manifest.tables.ref(n).file for n in TABLE_NAMES],
+                   result=result, load_top=top, errors=errors or [], problem=problem, form=form or {})
