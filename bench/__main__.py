@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ["bench.pipeline_bench", "bench.rules_bench", "bench.text_bench"]
+BENCHMARKS = ["bench.pipeline_bench", "bench.rules_bench", "bench.text_bench", "bench.vision_bench"]
 
 
 def main() -> None:
