@@ -243,6 +243,7 @@ class DispatchDecision(Message):
     rules_version: str
     manual_reason: str | None = None
     explanation: dict[str, Any] = Field(default_factory=dict, description="Inputs the rule saw.")
+    snapshot_jpeg: Base64Bytes | None = Field(default=None, description="The camera event's annotated frame.")
 
     def key(self) -> str | None:
         return self.district or self.source_event_id

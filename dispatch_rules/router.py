@@ -239,11 +239,12 @@ class DecisionTableRouter:
         rules = self.rules.current()
         outcome = decide(rules, event_inputs(event, rules.manifest.timezone))
         outcome.explanation.update(camera_id=event.camera_id, zone_id=event.zone_id, detector=event.detector)
-        return self._decision(
+        decision = self._decision(
             outcome, Source.CAMERA, f"camera-event:{event.event_id}", f"{event.kind.value} @ {event.camera_id}",
             f"{event.kind.value} seen by camera {event.camera_id} since {event.started_at.isoformat()}",
             event.citymgmt_code or event.kind.value, event.district, event.address,
         )
+        return decision.model_copy(update={"snapshot_jpeg": event.snapshot_jpeg})
 
     @staticmethod
     def _decision(outcome: Outcome, source: Source, source_event_id: str, title: str, description: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from contracts import DispatchDecision
 from tickets.migrate import upgrade_database
-from tickets.models import Ticket, TicketStatus, TicketTransition
+from tickets.models import Ticket, TicketAttachment, TicketStatus, TicketTransition
 
 SYSTEM_ACTOR = "system:auto-dispatch"
 
@@ -58,10 +59,13 @@ class TicketStore:
         if existing is not None:
             return CreatedTicket(existing, created=False, transitions=self._creation(existing.id))
         ticket, transitions = _new_ticket(decision)
+        snapshot = _snapshot(ticket.id, decision)
         try:
             with self.session() as session, session.begin():
                 session.add(ticket)
                 session.add_all(transitions)
+                if snapshot is not None:
+                    session.add(snapshot)
         except IntegrityError:  # a concurrent worker created it first
             raced = self.by_source_event(decision.source_event_id)
             if raced is None:
@@ -109,6 +113,16 @@ class TicketStore:
         return self.counts_by("source_event_id")
 
 
+def _snapshot(ticket_id: str, decision: DispatchDecision) -> TicketAttachment | None:
+    """A camera ticket keeps the event's annotated frame as its 'snapshot' attachment."""
+    if not decision.snapshot_jpeg:
+        return None
+    data = decision.snapshot_jpeg
+    return TicketAttachment(ticket_id=ticket_id, kind="snapshot", content_type="image/jpeg", size=len(data),
+                            sha256=hashlib.sha256(data).hexdigest(), data=data, created_by=SYSTEM_ACTOR,
+                            created_at=datetime.now(UTC))
+
+
 def _new_ticket(decision: DispatchDecision) -> tuple[Ticket, list[TicketTransition]]:
     now = datetime.now(UTC)
     ticket_id = f"GD{now:%Y%m%d}-{uuid.uuid4().hex[:10]}"
@@ -131,7 +145,7 @@ def _new_ticket(decision: DispatchDecision) -> tuple[Ticket, list[TicketTransiti
         updated_at=now,
         rule_id=decision.rule_id,
         rules_version=decision.rules_version,
-        decision=decision.model_dump(mode="json"),
+        decision=decision.model_dump(mode="json", exclude={"snapshot_jpeg"}),
     )
     reason = (
         f"rule {decision.rule_id} ({decision.rules_version})" if decision.department else decision.manual_reason

@@ -75,3 +75,18 @@ def test_ticketing_stage_announces_only_new_tickets(tmp_path: Path) -> None:
     assert [o.value.transition for o in first] == ["create"]  # type: ignore[attr-defined]
     again = stage.handle(_decision(5))
     assert [o.value.transition_seq for o in again] == [o.value.transition_seq for o in first]  # type: ignore[attr-defined]
+
+
+def test_a_camera_ticket_keeps_the_event_snapshot_as_an_attachment(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from tickets.models import TicketAttachment
+
+    store = TicketStore(f"sqlite:///{tmp_path / 't.sqlite3'}")
+    jpeg = b"\xff\xd8\xff\xe0 not a real frame but bytes"
+    camera = _decision(9).model_copy(update={"source": Source.CAMERA, "snapshot_jpeg": jpeg})
+    ticket = store.create_from_decision(camera).ticket
+    assert "snapshot_jpeg" not in ticket.decision
+    with store.session() as session:
+        attachment = session.scalars(select(TicketAttachment).where(TicketAttachment.ticket_id == ticket.id)).one()
+    assert attachment.kind == "snapshot" and attachment.data == jpeg
