@@ -6,7 +6,7 @@
 
     python -m streams.broker [--port 9092]     # run one in the foreground until Ctrl-C
 
-Everything it holds is lost when it stops. See scratch_notes/KAFKA_NOTES.md for what differs from Kafka.
+Everything it holds is lost when it stops. See streams/KAFKA.md for what differs from Kafka.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The stages themselves run in a faust worker (streams.faust_app); this module is what producers (the CLI,
 the call-centre adapter, tests) use to put messages on the topics, and what tools use to read them.
 
-Works against Apache Kafka and against Kafka-protocol brokers such as Tansu (see scratch_notes/KAFKA_NOTES.md):
+Works against Apache Kafka and against Kafka-protocol brokers such as Tansu (see streams/KAFKA.md):
 no idempotent or transactional producer is used, and reading a topic never trusts the reported end offsets
 alone (Tansu reports the base offset of the last batch + 1).
 """

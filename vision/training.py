@@ -2,7 +2,7 @@
 
 The dataset assembly and the held-out split are pure Python (no ultralytics) so that evaluation can reproduce the
 split in the project venv. Training and export import ultralytics lazily; they need the training venv (torch,
-ultralytics, onnx), see scratch_notes/VISION_REPORT.md.
+ultralytics, onnx), see vision/models/TRAINING_REPORT.md.
 
 Split rule: an image is held out when sha1("<set>/<group>") falls in the first `fraction` of the hash space, where
 <group> is the file name before Roboflow's '.rf.' (augmented copies of one photo share it, so copies never straddle
