@@ -13,6 +13,7 @@ from classifiers import BaselineClassifier
 from classifiers.service import TextIntelligence
 from hotline.pipeline import BASELINE_MODEL_FILE, build_text_intelligence
 from hotline.settings import REPO_ROOT, Settings
+from tickets.migrate import upgrade_database
 
 SHARED_DIR = REPO_ROOT.parent / "shared"
 TRAINING_CSV = SHARED_DIR / "data" / "hotline" / "messages_train.csv"
@@ -36,6 +37,14 @@ def e5_models_dir(baseline_model_file: Path) -> Path:
 
     build_e5_intent_model(MODEL_CACHE)
     return MODEL_CACHE
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ticket database migrated to head for the session; tests copy it (Alembic once, not per test)."""
+    path = tmp_path_factory.mktemp("migrated") / "tickets.sqlite3"
+    upgrade_database(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,13 @@ from contracts import DispatchDecision, Priority, Source, TicketEvent, Topic
 from hotline.settings import REPO_ROOT, Settings
 from streams import EmbeddedBus
 from tickets import TicketStore
-from tickets.migrate import upgrade_database
+
+from ..support import Clock
 
 A3 = "A3区城市管理局"
 A5 = "A5区住房和城乡建设局"
 USERS = {"agent": ("agent", None), "manager": ("manager", None), "analyst": ("analyst", None),
          "a3": ("department", A3), "a5": ("department", A5)}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @dataclass
@@ -65,14 +53,6 @@ class Api:
     def events(self, ticket_id: str | None = None) -> list[TicketEvent]:
         found = [TicketEvent.model_validate_json(r.value) for r in self.bus.records(Topic.TICKETS)]
         return [e for e in found if ticket_id is None or e.ticket_id == ticket_id]
-
-
-@pytest.fixture(scope="session")
-def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated database for the session, copied for each test (migrating takes about a second)."""
-    path = tmp_path_factory.mktemp("template") / "tickets.sqlite3"
-    upgrade_database(f"sqlite:///{path}")
-    return path
 
 
 @pytest.fixture

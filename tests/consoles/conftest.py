@@ -43,7 +43,6 @@ from hotline.pipeline import BASELINE_MODEL_FILE
 from hotline.settings import REPO_ROOT, Settings
 from streams import EmbeddedBus
 from tickets import TicketStore
-from tickets.migrate import upgrade_database
 
 SHARED_DIR = REPO_ROOT.parent / "shared"
 USERS = {"agent": "agent", "manager": "manager", "analyst": "analyst"}
@@ -66,13 +65,6 @@ def remember_open_ticket(intelligence: TextIntelligence, ticket_id: str, text: s
 
 
 # ---- apps -------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def console_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("console-db") / "tickets.sqlite3"
-    upgrade_database(f"sqlite:///{path}")
-    return path
-
-
 @dataclass
 class ConsoleApp:
     app: FastAPI
@@ -86,19 +78,6 @@ class ConsoleApp:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
 
 
-def with_consoles(app: FastAPI) -> FastAPI:
-    """The routers as api/app.py mounts them; mounted here only while api/app.py does not yet."""
-    from api import assist_routes
-    from consoles import console_router
-
-    paths = {getattr(route, "path", None) for route in app.routes}
-    if "/api/assist" not in paths:
-        app.include_router(assist_routes.router)
-    if "/console/login" not in paths:
-        app.include_router(console_router)
-    return app
-
-
 def build_console_app(folder: Path, template_db: Path, model_file: Path,
                       intelligence: TextIntelligence | None) -> ConsoleApp:
     settings = Settings(data_dir=folder, shared_dir=SHARED_DIR, rules_refresh_seconds=0.5)
@@ -108,8 +87,7 @@ def build_console_app(folder: Path, template_db: Path, model_file: Path,
     shutil.copy(template_db, folder / "tickets.sqlite3")
     store = TicketStore(settings.resolved_database_url, migrate=False)
     bus = EmbeddedBus(settings.journal_path, settings.max_message_bytes)
-    app = with_consoles(create_app(settings, store=store, transport=bus))
-    app.state.text_intelligence = intelligence
+    app = create_app(settings, store=store, transport=bus, text_intelligence=intelligence)
     made = ConsoleApp(app, settings, store, bus)
     for name, role in USERS.items():
         made.tokens[name] = add_user(store, name, role)[1]
@@ -117,9 +95,9 @@ def build_console_app(folder: Path, template_db: Path, model_file: Path,
 
 
 @pytest.fixture
-def console_app(tmp_path: Path, console_db_template: Path, baseline_model_file: Path,
+def console_app(tmp_path: Path, migrated_db: Path, baseline_model_file: Path,
                 text_intelligence: TextIntelligence) -> Iterator[ConsoleApp]:
-    made = build_console_app(tmp_path / "data", console_db_template, baseline_model_file, text_intelligence)
+    made = build_console_app(tmp_path / "data", migrated_db, baseline_model_file, text_intelligence)
     yield made
     made.bus.close()
 

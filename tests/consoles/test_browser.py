@@ -71,9 +71,9 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, console_db_template: Path, baseline_model_file: Path,
+def live(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path, baseline_model_file: Path,
          text_intelligence: TextIntelligence) -> Iterator[LiveServer]:
-    made = build_console_app(tmp_path_factory.mktemp("console-live"), console_db_template, baseline_model_file,
+    made = build_console_app(tmp_path_factory.mktemp("console-live"), migrated_db, baseline_model_file,
                              text_intelligence)
     seed_tickets(made)
     server = start_server(made)

@@ -15,7 +15,6 @@ from contracts import CategoryScore, Channel, ClassifiedCall, DetectedEvent, Eve
 from dispatch_rules.bundle import RuleBundle, default_bundle
 from dispatch_rules.compiler import CompiledRules, compile_rules
 from dispatch_rules.versions import RuleStore
-from tickets.migrate import upgrade_database
 
 # 10:00 in Asia/Shanghai
 DAYTIME = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -73,18 +72,10 @@ def event(kind: EventKind, confidence: float = 0.8, district: str | None = "A3åŒ
     )
 
 
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One ticket database migrated to head; each test gets a copy (Alembic once, not per test)."""
-    path = tmp_path_factory.mktemp("template") / "tickets.sqlite3"
-    upgrade_database(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture
-def database_url(tmp_path: Path, migrated_template: Path) -> str:
+def database_url(tmp_path: Path, migrated_db: Path) -> str:
     path = tmp_path / "tickets.sqlite3"
-    shutil.copy(migrated_template, path)
+    shutil.copy(migrated_db, path)
     return f"sqlite:///{path}"
 
 

@@ -28,27 +28,16 @@ from tickets.lifecycle import (
     attachment,
     rates,
 )
-from tickets.migrate import alembic_config, upgrade_database
+from tickets.migrate import alembic_config
 from tickets.models import Ticket
 
 from ..postgres_server import postgres_server
+from ..support import Clock
 
 A3 = "A3区城市管理局"
 A5 = "A5区住房和城乡建设局"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 S = TicketStatus
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @dataclass
@@ -92,17 +81,9 @@ def _loop(database_url: str, journal: Path, migrate: bool = True) -> Loop:
     return Loop(store, bus, clock, Lifecycle(store, bus, clock=clock))
 
 
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated database per module, copied for each test (migrating takes about a second)."""
-    path = tmp_path_factory.mktemp("template") / "tickets.sqlite3"
-    upgrade_database(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture
-def loop(tmp_path: Path, migrated: Path) -> Iterator[Loop]:
-    shutil.copy(migrated, tmp_path / "tickets.sqlite3")
+def loop(tmp_path: Path, migrated_db: Path) -> Iterator[Loop]:
+    shutil.copy(migrated_db, tmp_path / "tickets.sqlite3")
     made = _loop(f"sqlite:///{tmp_path / 'tickets.sqlite3'}", tmp_path / "journal.sqlite3", migrate=False)
     yield made
     made.bus.close()
