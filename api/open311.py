@@ -32,7 +32,7 @@ from sqlalchemy import Select, exists, literal, select
 
 from api.context import ApiContext
 from api.users import Principal, Role, authenticate
-from contracts import Channel, EventKind, HotlineTranscript, Topic
+from contracts import CITYMGMT_EVENT_CODES, Channel, HotlineTranscript, Topic
 from tickets.models import Open311Request, Ticket, TicketStatus
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -63,11 +63,6 @@ class Service:
 
 _HOTLINE = "12345 市民热线"
 _CITYMGMT = "数字化城管"
-_CAMERA_CODES = {  # 数字化城管 event codes, as the vision stage attaches them
-    EventKind.EXPOSED_GARBAGE: "200102", EventKind.OVERFLOWING_BIN: "200102", EventKind.ILLEGAL_PARKING: "200505",
-    EventKind.ROAD_DAMAGE: "200306", EventKind.STREET_VENDOR: "200501", EventKind.FIRE_SMOKE: "200411",
-    EventKind.FLOODING: "200111",
-}
 SERVICES: tuple[Service, ...] = (
     Service("urban_construction", "城乡建设", "住房、物业、市政设施、施工扰民、违章建筑等", _HOTLINE,
             ("住房", "物业", "施工", "市政"), ("城乡建设",)),
@@ -85,7 +80,7 @@ SERVICES: tuple[Service, ...] = (
             ("公交", "出租车", "交通"), ("交通运输",)),
     *(
         Service(code, name, description, _CITYMGMT, keywords,
-                (code, *(kind.value for kind, c in _CAMERA_CODES.items() if c == code)))
+                (code, *(kind.value for kind, c in CITYMGMT_EVENT_CODES.items() if c == code)))
         for code, name, description, keywords in (
             ("200102", "暴露垃圾/垃圾满溢", "道路、小区周边暴露垃圾或垃圾桶满溢", ("垃圾", "垃圾桶")),
             ("200505", "违章停车", "机动车、非机动车违章停放", ("停车", "占道")),

@@ -70,6 +70,18 @@ class EventKind(StrEnum):
     FLOODING = "flooding"
 
 
+# Each kind's 数字化城管 event code (GB/T 30428.2 / CJ/T 214 style), used for routing and Open311 services.
+CITYMGMT_EVENT_CODES: dict[EventKind, str] = {
+    EventKind.EXPOSED_GARBAGE: "200102",  # 暴露垃圾
+    EventKind.OVERFLOWING_BIN: "200102",  # 暴露垃圾 (垃圾满溢)
+    EventKind.ILLEGAL_PARKING: "200505",  # 机动车乱停放
+    EventKind.ROAD_DAMAGE: "200306",  # 道路破损
+    EventKind.STREET_VENDOR: "200501",  # 无照经营游商
+    EventKind.FIRE_SMOKE: "200411",  # 火灾
+    EventKind.FLOODING: "200111",  # 道路积水
+}
+
+
 class HotlineTranscript(Message):
     """A citizen's call (or web/app message) as the call centre received it."""
 

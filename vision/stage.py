@@ -8,18 +8,13 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-from contracts import CameraFrame, DetectedEvent, Message, Topic
+from contracts import CITYMGMT_EVENT_CODES, CameraFrame, DetectedEvent, Message, Topic
 from streams.codec import Rejected
 from streams.stage import Output, Stage
 from vision.detector import Detection, Detector
 from vision.events import CameraTracker, EventChange
 from vision.frames import open_frame
 from vision.registry import CameraRegistry
-
-CITYMGMT_CODES = {
-    "exposed_garbage": "200102", "overflowing_bin": "200102", "illegal_parking": "200505",
-    "road_damage": "200306", "street_vendor": "200501", "fire_smoke": "200411", "flooding": "200111",
-}
 
 
 def make_detect_stage(registry: CameraRegistry, detector: Detector, max_pixels: int) -> Stage:
@@ -55,7 +50,7 @@ def _event(frame: CameraFrame, district: str, address: str, change: EventChange,
         bbox_xyxy=detection.box if detection else None,
         district=district,
         address=address,
-        citymgmt_code=CITYMGMT_CODES.get(change.kind.value),
+        citymgmt_code=CITYMGMT_EVENT_CODES[change.kind],
         detector=detector,
         snapshot_jpeg=base64.b64encode(annotated_snapshot(image, detection)) if detection else None,
     )
