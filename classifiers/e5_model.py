@@ -15,6 +15,13 @@ E5_DIR_NAME = "e5-intent"
 E5_MODEL_FILE = "intent.onnx"
 
 
+def _tail_digest(path: Path, tail_bytes: int = 4_000_000) -> str:
+    """Identifies the model by its last bytes, where the fused head and metadata live, without reading 470 MB."""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - tail_bytes))
+        return hashlib.sha256(handle.read()).hexdigest()[:10]
+
+
 class E5IntentClassifier:
     """IntentModel, EmbeddingIntentModel and Encoder at once, over `OnnxIntentModel`."""
 
@@ -23,8 +30,7 @@ class E5IntentClassifier:
             raise FileNotFoundError(f"no e5 intent model at {path}; run `hotline setup` to build it")
         self._model = OnnxIntentModel(path, batch_size=batch_size)
         self.labels: list[str] = list(self._model.labels)
-        digest = hashlib.sha256(path.read_bytes()[-4_000_000:]).hexdigest()[:10]
-        self.name = f"e5-small-onnx@{digest}"
+        self.name = f"e5-small-onnx@{_tail_digest(path)}"
         self.providers: list[str] = list(self._model.session.get_providers())
 
     def predict_with_embeddings(self, texts: list[str]) -> tuple[FloatArray, FloatArray]:

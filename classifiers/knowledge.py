@@ -73,6 +73,22 @@ class Encoder(Protocol):
         ...
 
 
+def cached_embeddings(encoder: Encoder, texts: list[str], keys: list[str], cache_dir: Path,
+                      prefix: str) -> FloatArray:
+    """Embed texts, or load the embeddings cached for the same keys and encoder (kept across restarts)."""
+    digest = hashlib.sha256(encoder.name.encode())
+    for key in keys:
+        digest.update(key.encode())
+    cache = cache_dir / f"{prefix}-{digest.hexdigest()[:16]}.npy"
+    if cache.exists():
+        loaded: FloatArray = np.load(cache)
+        return loaded
+    embeddings = encoder.encode(texts).astype(np.float32)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(cache, embeddings)
+    return embeddings
+
+
 class KnowledgeIndex:
     def __init__(self, cases: list[KbCase], embeddings: FloatArray) -> None:
         if len(cases) != len(embeddings):
@@ -82,17 +98,8 @@ class KnowledgeIndex:
 
     @classmethod
     def build(cls, cases: list[KbCase], encoder: Encoder, cache_dir: Path) -> KnowledgeIndex:
-        """Embed the cases, or load the embeddings cached for the same cases and encoder."""
-        digest = hashlib.sha256(encoder.name.encode())
-        for case in cases:
-            digest.update(case.case_id.encode() + b"\0" + case.search_text.encode())
-        cache = cache_dir / f"kb-index-{digest.hexdigest()[:16]}.npy"
-        if cache.exists():
-            return cls(cases, np.load(cache))
-        embeddings = encoder.encode([c.search_text for c in cases]).astype(np.float32)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        np.save(cache, embeddings)
-        return cls(cases, embeddings)
+        keys = [f"{c.case_id}\0{c.search_text}" for c in cases]
+        return cls(cases, cached_embeddings(encoder, [c.search_text for c in cases], keys, cache_dir, "kb-index"))
 
     def search(self, query: FloatArray, k: int = 3) -> list[tuple[KbCase, float]]:
         scores = self.embeddings @ query

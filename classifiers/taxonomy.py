@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifiers.knowledge import Encoder, FloatArray
+from classifiers.knowledge import Encoder, FloatArray, cached_embeddings
 from contracts import CategoryScore
 
 
@@ -19,13 +19,13 @@ class SubcategoryIndex:
         self.embeddings = embeddings
 
     @classmethod
-    def build(cls, taxonomy_csv: Path, encoder: Encoder) -> SubcategoryIndex:
+    def build(cls, taxonomy_csv: Path, encoder: Encoder, cache_dir: Path) -> SubcategoryIndex:
         with taxonomy_csv.open(encoding="utf-8-sig", newline="") as handle:
             rows = [(r["一级分类"], r["二级分类"], r["三级分类"]) for r in csv.DictReader(handle)]
         paths = [f"{a}/{b}/{c}" for a, b, c in rows]
         # the leaf described in words, as a citizen would: "二级：三级"
-        embeddings = encoder.encode([f"{b}：{c}" for _, b, c in rows]).astype(np.float32)
-        return cls(paths, embeddings)
+        texts = [f"{b}：{c}" for _, b, c in rows]
+        return cls(paths, cached_embeddings(encoder, texts, paths, cache_dir, "taxonomy-index"))
 
     def suggest(self, embedding: FloatArray, category: str | None, k: int = 3) -> list[CategoryScore]:
         candidates = [i for i, p in enumerate(self.paths) if category is None or p.startswith(f"{category}/")]

@@ -72,7 +72,7 @@ def build_text_intelligence(settings: Settings) -> TextIntelligence | str:
     model: IntentModel = e5 if settings.classifier.model == "e5" else load_baseline(settings)
     cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
     knowledge = KnowledgeIndex.build(cases, e5, settings.models_dir / "indexes")
-    taxonomy = SubcategoryIndex.build(settings.taxonomy_csv, e5)
+    taxonomy = SubcategoryIndex.build(settings.taxonomy_csv, e5, settings.models_dir / "indexes")
     assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5)
     return TextIntelligence(model, e5, assistant, taxonomy, settings.classifier.min_confidence,
                             settings.classifier.top_k)
