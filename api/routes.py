@@ -11,13 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import selectinload
 
 from api.deps import AnyUser, CallCentre, Context, Department, Manager, Reader
+from api.queries import ticket_detail
 from api.schemas import (
     ActionResult,
     Assign,
-    AttachmentOut,
     Escalated,
     Me,
     Merge,
@@ -35,7 +34,7 @@ from api.schemas import (
 )
 from api.users import Principal, Role
 from tickets.lifecycle import OPEN_STATUSES, Photo, TransitionResult, attachment, rates
-from tickets.models import Ticket, TicketAttachment, TicketStatus
+from tickets.models import Ticket, TicketStatus
 
 router = APIRouter(prefix="/api")
 
@@ -119,18 +118,11 @@ def department_queue(
 @router.get("/tickets/{ticket_id}", tags=["tickets"], summary="One ticket with its audit trail",
             responses=NOT_FOUND)
 def get_ticket(context: Context, principal: AnyUser, ticket_id: str) -> TicketDetail:
-    with context.store.session() as session:
-        ticket = session.scalars(select(Ticket).options(selectinload(Ticket.transitions))
-                                 .where(Ticket.id == ticket_id)).first()
-        if ticket is None or not _may_see(principal, ticket):
-            raise _not_found(ticket_id)
-        attachments = list(session.scalars(
-            select(TicketAttachment).where(TicketAttachment.ticket_id == ticket_id).order_by(TicketAttachment.id)))
-        children = list(session.scalars(select(Ticket.id).where(Ticket.parent_ticket_id == ticket_id)
-                                        .order_by(Ticket.id)))
-        base = TicketOut.of(ticket, context.clock())
-        return TicketDetail(**base.model_dump(), transitions=[TransitionOut.of(t) for t in ticket.transitions],
-                            attachments=[AttachmentOut.of(a) for a in attachments], merged_children=children)
+    scope = principal.department if principal.role is Role.DEPARTMENT else None
+    found = ticket_detail(context.store, ticket_id, context.clock(), department=scope)
+    if found is None:
+        raise _not_found(ticket_id)
+    return found
 
 
 @router.get("/tickets/{ticket_id}/attachments/{attachment_id}", tags=["tickets"], summary="A photo",

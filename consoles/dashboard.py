@@ -77,6 +77,8 @@ class Dashboard:
     overdue_count: int
     escalated_count: int
     manual_count: int
+    dispatch_queue: list[Ticket]  # pending_manual and returned (退单): the dispatcher's work, oldest first
+    queue_count: int
     by_status: list[Count]
     by_department: list[DepartmentLoad]
     overdue: list[Ticket]
@@ -122,6 +124,9 @@ def build_dashboard(store: TicketStore, now: datetime, district: str | None = No
         escalated_count = int(session.scalar(_scoped(
             select(func.count()).select_from(Ticket).where(Ticket.escalation_level > 0, Ticket.status.in_(OPEN)),
             district)) or 0)
+        waiting = Ticket.status.in_([TicketStatus.PENDING_MANUAL.value, TicketStatus.RETURNED.value])
+        dispatch_queue = list(session.scalars(_scoped(select(Ticket).where(waiting), district)
+                                              .order_by(Ticket.updated_at, Ticket.id).limit(limit)))
         latest = list(session.scalars(_scoped(select(Ticket), district)
                                       .order_by(Ticket.created_at.desc(), Ticket.id).limit(limit)))
         hot_rows = session.execute(_scoped(
@@ -144,6 +149,8 @@ def build_dashboard(store: TicketStore, now: datetime, district: str | None = No
         now=now, district=district, districts=districts, total=sum(int(n) for n in status_rows.values()),
         open=sum(int(status_rows.get(s, 0)) for s in OPEN), overdue_count=overdue_count,
         escalated_count=escalated_count, manual_count=int(status_rows.get(TicketStatus.PENDING_MANUAL.value, 0)),
+        dispatch_queue=dispatch_queue, queue_count=sum(int(status_rows.get(s.value, 0)) for s in (
+            TicketStatus.PENDING_MANUAL, TicketStatus.RETURNED)),
         by_status=by_status,
         by_department=[DepartmentLoad(d, n, o, e, n / top) for d, n, o, e in loads],
         overdue=overdue, escalated=escalated, latest=latest,

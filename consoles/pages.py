@@ -3,6 +3,8 @@
 /console/login      paste a token (from `hotline users add`); it is kept in an HttpOnly SameSite=Strict cookie
 /console/agent      agent, manager: live assist, suggested answers, answer directly or make a ticket
 /console/manager    manager: tickets by status and department, overdue / escalated, rates, hot spots, cameras
+/console/manager/tickets/{id}   manager: one ticket, its trail and photos; dispatch, reassign, escalate, merge,
+                    record the callback, close
 /console/analyst    analyst, manager: the routing rules, their versions, backtests with the diff
 /static/console/…   the CSS and the one small script, served by the app (no CDN)
 """
@@ -27,10 +29,12 @@ from consoles import auth
 from consoles.dashboard import build_dashboard, snapshot
 from consoles.direct_answers import recent_direct_answers
 from consoles.rules_view import RulesCatalogue, table_views
+from consoles.ticket_desk import ACTION_LABELS, DeskFormError, act, desk_view
 from dispatch_rules.backtest import BacktestResult
 from dispatch_rules.bundle import TABLE_NAMES
 from dispatch_rules.compiler import RuleError, RulesValidationError
 from dispatch_rules.versions import RuleStoreError
+from tickets.lifecycle import Action, IllegalTransition, InvalidTransitionRequest, TicketNotFound, attachment
 
 HERE = Path(__file__).parent
 STATIC_URL = "/static/console"
@@ -203,6 +207,70 @@ def camera_snapshot(request: Request, ticket_id: str) -> Response:
         return Response("no snapshot", status_code=status.HTTP_404_NOT_FOUND, media_type="text/plain")
     data, content_type = found
     return Response(data, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+@console_router.get("/console/manager/tickets/{ticket_id}")
+def ticket_page(request: Request, ticket_id: str, done: str | None = None) -> Response:
+    principal = _page_user(request, auth.MANAGER_ROLES)
+    if isinstance(principal, Response):
+        return principal
+    return _ticket_desk(request, principal, ticket_id, done=done)
+
+
+@console_router.post("/console/manager/tickets/{ticket_id}/{action}")
+async def ticket_action(request: Request, ticket_id: str, action: str) -> Response:
+    principal = _page_user(request, auth.MANAGER_ROLES)
+    if isinstance(principal, Response):
+        return principal
+    form = await _form(request)
+    if not auth.csrf_ok(auth.session_token(request) or "", form.get(auth.CSRF_FIELD)):
+        return _render(request, "forbidden.html", principal, status_code=status.HTTP_403_FORBIDDEN,
+                       needed="the form's CSRF token (reload the page)")
+    lifecycle = _context(request).lifecycle
+    try:
+        await run_in_threadpool(act, lifecycle, ticket_id, action, principal.actor, form)
+    except TicketNotFound as error:
+        return _ticket_desk(request, principal, ticket_id, problem=str(error), code=status.HTTP_404_NOT_FOUND)
+    except IllegalTransition as error:
+        return _ticket_desk(request, principal, ticket_id, problem=str(error), code=status.HTTP_409_CONFLICT)
+    except (InvalidTransitionRequest, DeskFormError) as error:
+        return _ticket_desk(request, principal, ticket_id, problem=str(error),
+                            code=status.HTTP_422_UNPROCESSABLE_CONTENT, form=form)
+    return RedirectResponse(f"/console/manager/tickets/{ticket_id}?done={action}",
+                            status_code=status.HTTP_303_SEE_OTHER)
+
+
+@console_router.get("/console/manager/tickets/{ticket_id}/attachments/{attachment_id}")
+def ticket_attachment(request: Request, ticket_id: str, attachment_id: int) -> Response:
+    principal = _page_user(request, auth.MANAGER_ROLES)
+    if isinstance(principal, Response):
+        return principal
+    found = attachment(_context(request).store, ticket_id, attachment_id)
+    if found is None:
+        return Response("no such attachment", status_code=status.HTTP_404_NOT_FOUND, media_type="text/plain")
+    return Response(found.data, media_type=found.content_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _done_label(done: str | None) -> str | None:
+    try:
+        return ACTION_LABELS.get(Action(done)) if done else None
+    except ValueError:
+        return None
+
+
+def _ticket_desk(request: Request, principal: Principal, ticket_id: str, *, done: str | None = None,
+                 problem: str | None = None, code: int = status.HTTP_200_OK,
+                 form: dict[str, str] | None = None) -> Response:
+    catalogue = _catalogue(request)
+    directory = catalogue.compiled(catalogue.active_id()).directory
+    view = desk_view(_context(request).store, ticket_id, _context(request).clock(), directory)
+    if view is None:
+        return _render(request, "ticket.html", principal, status_code=status.HTTP_404_NOT_FOUND, view=None,
+                       ticket_id=ticket_id, problem=problem or f"ticket {ticket_id} not found", done=None,
+                       labels=ACTION_LABELS, form={})
+    return _render(request, "ticket.html", principal, status_code=code, view=view, ticket_id=ticket_id,
+                   done=_done_label(done), problem=problem, labels=ACTION_LABELS,
+                   form=form or {})
 
 
 # ---- analyst ---------------------------------------------------------------------------------------------------

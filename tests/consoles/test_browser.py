@@ -244,3 +244,39 @@ def test_agent_assists_a_call_uses_a_suggestion_makes_a_ticket_and_answers_anoth
     assert page.locator("text=最近直接答复").is_visible()
     screenshot(page, "agent-after-calls")
     page.context.close()
+
+
+def test_manager_dispatches_from_the_queue_escalates_and_records_the_callback(
+        browser: Browser, tmp_path: Path, migrated_db: Path, baseline_model_file: Path,
+        text_intelligence: TextIntelligence) -> None:
+    made = build_console_app(tmp_path / "desk", migrated_db, baseline_model_file, text_intelligence)
+    ids = seed_tickets(made)  # its own tickets: the shared live server's figures stay as the tests above expect
+    server = start_server(made)
+    try:
+        page = open_page(browser, server, "manager", "/console/manager")
+        page.locator("#dispatch-queue").get_by_role("link", name=ids["manual"]).click()
+        page.wait_for_url(re.compile(re.escape(f"/console/manager/tickets/{ids['manual']}") + "$"))
+        assert page.locator("[data-testid=department]").inner_text().startswith("（待人工派单")
+        page.fill("#assign-department", "A3区城市管理局")
+        page.fill("#assign-reason", "垃圾清运归城管")
+        page.click("[data-testid=do-assign]")
+        page.locator("[data-testid=done]").wait_for()
+        assert page.locator("[data-testid=department]").inner_text() == "A3区城市管理局"
+        assert "垃圾清运归城管" in page.locator("#trail").inner_text()
+        page.fill("#escalate-reason", "居民反映多次")
+        page.click("[data-testid=do-escalate]")
+        page.locator("[data-testid=done]").wait_for()
+        assert "督办 1" in page.locator(".page-head").inner_text()
+        screenshot(page, "manager-ticket-desk")
+
+        page.goto(f"{server.url}/console/manager/tickets/{ids['resolved']}")
+        assert page.locator("#form-verify").count() == 0 and page.locator("#form-close").is_visible()
+        page.click("[data-testid=do-close]")
+        page.locator("[data-testid=done]").wait_for()
+        assert "已结案" in page.locator(".page-head").inner_text()
+        page.goto(f"{server.url}/console/manager")
+        assert page.locator("#dispatch-queue").get_by_text(ids["manual"]).count() == 0
+        page.context.close()
+    finally:
+        server.stop()
+        made.bus.close()

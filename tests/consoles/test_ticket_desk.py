@@ -1,0 +1,110 @@
+"""The manager's ticket desk without a browser: the dispatch queue, one ticket's page and the actions on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from consoles.auth import csrf_token
+from consoles.ticket_desk import department_choices
+from dispatch_rules.versions import RuleStore
+from tickets.models import TicketStatus
+
+from .conftest import ConsoleApp, seed_tickets
+from .test_pages import login
+
+
+def _post(client: TestClient, made: ConsoleApp, ticket_id: str, action: str, **fields: str) -> Any:
+    data = {"csrf": csrf_token(made.tokens["manager"]), **fields}
+    return client.post(f"/console/manager/tickets/{ticket_id}/{action}", data=data, follow_redirects=False)
+
+
+def test_the_dispatch_queue_lists_manual_and_returned_tickets_and_links_each_ticket(console_app: ConsoleApp,
+                                                                                    client: TestClient) -> None:
+    ids = seed_tickets(console_app)
+    console_app.app.state.context.lifecycle.return_ticket(ids["open"], "department:seed", "不属于本单位职责")
+    login(client, console_app.tokens["manager"])
+    page = client.get("/console/manager").text
+    queue = page.split('id="dispatch-queue"')[1].split("</table>")[0]
+    assert ids["manual"] in queue and ids["open"] in queue and ids["assigned"] not in queue
+    assert 'data-testid="queue-count">2<' in page
+    assert f'href="/console/manager/tickets/{ids["manual"]}"' in queue
+
+
+def test_a_manager_dispatches_a_manual_ticket_and_the_trail_records_it(console_app: ConsoleApp,
+                                                                      client: TestClient) -> None:
+    ids = seed_tickets(console_app)
+    login(client, console_app.tokens["manager"])
+    page = client.get(f"/console/manager/tickets/{ids['manual']}").text
+    assert 'id="form-assign"' in page and 'id="form-escalate"' in page and 'id="form-close"' not in page
+    assert '<option value="A3区城市管理局">' in page  # the directory's bodies of the ticket's district
+    assert 'data-testid="description">A3区花园小区垃圾清运不及时' in page
+
+    no_csrf = client.post(f"/console/manager/tickets/{ids['manual']}/assign", data={"department": "A3区城市管理局"})
+    assert no_csrf.status_code == 403
+    missing = _post(client, console_app, ids["manual"], "assign", department=" ")
+    assert missing.status_code == 422 and "a department is required" in missing.text
+
+    done = _post(client, console_app, ids["manual"], "assign", department="A3区城市管理局", reason="垃圾清运归城管")
+    assert done.status_code == 303
+    ticket = console_app.store.get(ids["manual"])
+    assert ticket is not None and ticket.status == TicketStatus.DISPATCHED.value
+    assert ticket.department == "A3区城市管理局"
+    after = client.get(done.headers["location"]).text
+    assert 'data-testid="done">已完成 Done: 派单 Dispatch' in after
+    trail = after.split('id="trail"')[1]
+    assert "assign" in trail and "manager:manager" in trail and "垃圾清运归城管" in trail
+
+    again = _post(client, console_app, ids["manual"], "assign", department="A3区城市管理局")
+    assert again.status_code == 409 and "cannot assign" in again.text
+
+
+def test_escalate_merge_and_the_callback_run_from_the_desk(console_app: ConsoleApp, client: TestClient) -> None:
+    ids = seed_tickets(console_app)
+    login(client, console_app.tokens["manager"])
+    no_reason = _post(client, console_app, ids["overdue"], "escalate")
+    assert no_reason.status_code == 422 and "a reason is required" in no_reason.text
+    assert _post(client, console_app, ids["overdue"], "escalate", reason="超期未办").status_code == 303
+    overdue = console_app.store.get(ids["overdue"])
+    assert overdue is not None and overdue.escalation_level == 1
+
+    page = client.get(f"/console/manager/tickets/{ids['assigned']}").text
+    merge_form = page.split('id="form-merge"')[1].split("</form>")[0]
+    assert ids["overdue"] in merge_form  # same district and category, still open: a likely parent
+    merged = _post(client, console_app, ids["assigned"], "merge", parent_ticket_id=ids["overdue"], reason="同一处垃圾")
+    assert merged.status_code == 303
+    child = console_app.store.get(ids["assigned"])
+    assert child is not None and child.status == TicketStatus.MERGED.value and child.parent_ticket_id == ids["overdue"]
+    parent_page = client.get(f"/console/manager/tickets/{ids['overdue']}").text
+    assert f'href="/console/manager/tickets/{ids["assigned"]}"' in parent_page
+
+    # the seeded "resolved" ticket was verified already; resolve the accepted one and record an unhappy callback
+    lifecycle = console_app.app.state.context.lifecycle
+    lifecycle.start(ids["open"], "department:seed")
+    lifecycle.resolve(ids["open"], "department:seed", "已协调支付")
+    unhappy = _post(client, console_app, ids["open"], "verify", satisfied="no")
+    assert unhappy.status_code == 422 and "why not satisfied" in unhappy.text
+    reopened = _post(client, console_app, ids["open"], "verify", satisfied="no", reason="工资仍未到账")
+    assert reopened.status_code == 303
+    ticket = console_app.store.get(ids["open"])
+    assert ticket is not None and ticket.status == TicketStatus.IN_PROGRESS.value
+    assert ticket.satisfaction == "unsatisfied"
+
+    assert _post(client, console_app, ids["resolved"], "close").status_code == 303
+    closed = console_app.store.get(ids["resolved"])
+    assert closed is not None and closed.status == TicketStatus.CLOSED.value
+    unknown = _post(client, console_app, ids["resolved"], "explode")
+    assert unknown.status_code == 422 and "unknown action" in unknown.text
+    assert client.get("/console/manager/tickets/HL-NOPE").status_code == 404
+
+
+def test_the_desk_is_for_managers_and_offers_the_directory_of_the_tickets_place(console_app: ConsoleApp,
+                                                                               client: TestClient) -> None:
+    ids = seed_tickets(console_app)
+    login(client, console_app.tokens["agent"])
+    assert client.get(f"/console/manager/tickets/{ids['manual']}").status_code == 403
+    directory = RuleStore(console_app.store.engine).compiled(1).directory
+    choices = department_choices(directory, "A3区")
+    assert "A3区城市管理局" in choices and all(c.startswith(("A3区", "A市")) for c in choices)
+    assert department_choices(None, "A3区") == []
