@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -75,7 +78,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        relaying = asyncio.create_task(_relay_outbox(context, settings.outbox_relay_seconds))
         yield
+        relaying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relaying
         if owned:
             transport.close()
 
@@ -108,6 +115,16 @@ def create_app(
                 swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
 
     return app
+
+
+async def _relay_outbox(context: ApiContext, every_seconds: float) -> None:
+    """Publish ticket events a failed publish or a crash left in the outbox (each action relays at once too)."""
+    relay = context.lifecycle.relay
+    if relay is None:
+        return
+    while True:
+        await asyncio.sleep(every_seconds)
+        await run_in_threadpool(relay.relay_quietly)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

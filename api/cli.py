@@ -103,6 +103,21 @@ def escalate_overdue_command() -> None:
         console.print(f"{ticket_id}: escalation level {level}")
 
 
+def relay_events_command() -> None:
+    """Publish the ticket events waiting in the outbox (after a broker outage or a crash); prints how many."""
+    from hotline.pipeline import open_transport
+    from tickets.outbox import OutboxRelay
+
+    settings = get_settings()
+    transport = open_transport(settings)
+    try:
+        relay = OutboxRelay(_store(settings), transport)
+        published = relay.relay()
+        console.print(f"published {published} ticket event(s); {relay.pending()} pending")
+    finally:
+        transport.close()
+
+
 def escalate_overdue(settings: Settings) -> list[tuple[str, int]]:
     from hotline.pipeline import open_transport
     from tickets.lifecycle import Lifecycle

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli import escalate_overdue_command, serve_command, users_app
+from api.cli import escalate_overdue_command, relay_events_command, serve_command, users_app
 from dispatch_rules.cli import rules_app
 from hotline.logging import configure_logging
 from hotline.settings import Settings, get_settings
@@ -32,6 +32,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(users_app, name="users")
 app.command("api")(serve_command)
 tickets_app.command("escalate-overdue")(escalate_overdue_command)
+tickets_app.command("relay-events")(relay_events_command)
 console = Console(width=None if Console().is_terminal else 200)
 
 

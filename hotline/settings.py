@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     rules_refresh_seconds: float = Field(5.0, gt=0, description="How often workers look for newly published rules.")
+    outbox_relay_seconds: float = Field(5.0, gt=0, description=(
+        "How often the API publishes ticket events left in the outbox (after a broker outage or a crash)."))
     kafka: KafkaSettings = KafkaSettings()
     limits: LimitSettings = LimitSettings()
     classifier: ClassifierSettings = ClassifierSettings()

@@ -8,9 +8,11 @@
     any status but closed/merged --merge--> merged (child of a parent ticket; the parent records merge_child)
 
 Every transition is written to ticket_transitions (who, when, why) in the same database transaction as the
-change, and announced as a TicketEvent on the tickets topic once committed: through the Transport the
-Lifecycle was given, and in the returned TransitionResult in any case. A transition the machine does not
-allow raises IllegalTransition naming the ticket, its status and the attempted action.
+change, together with its TicketEvent in the outbox (tickets/outbox.py); once committed, the outbox is relayed
+to the tickets topic through the Transport the Lifecycle was given (a failed publish leaves the event pending
+for the next relay, the transition stands). The events are in the returned TransitionResult in any case.
+A transition the machine does not allow raises IllegalTransition naming the ticket, its status and the
+attempted action.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -27,8 +29,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from contracts import TicketEvent, Topic
+from contracts import TicketEvent
 from streams.transport import Transport
+from tickets import outbox
 from tickets.models import Ticket, TicketAttachment, TicketStatus, TicketTransition
 from tickets.stage import ticket_event
 from tickets.store import TicketStore
@@ -199,6 +202,7 @@ class Lifecycle:
         self.transport = transport
         self.policy = policy or EscalationPolicy()
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.relay = outbox.OutboxRelay(store, transport) if transport is not None else None
 
     # ---- dispatcher / manager ---------------------------------------------------------------------------
     def assign(self, ticket_id: str, department: str, actor: str, reason: str | None = None) -> TransitionResult:
@@ -259,8 +263,9 @@ class Lifecycle:
                                    f"duplicate of {parent.id}: {reason}", {"parent_ticket_id": parent.id})
             parent_t = self._record(session, parent, Action.MERGE_CHILD, parent_to, actor, now,
                                     f"absorbed duplicate {child.id}: {reason}", {"child_ticket_id": child.id})
-        events = [ticket_event(child, child_t), ticket_event(parent, parent_t)]
-        self._publish(events)
+            events = [ticket_event(child, child_t), ticket_event(parent, parent_t)]
+            outbox.stage(session, events, now)
+        self._publish()
         return TransitionResult(child, [child_t, parent_t], events)
 
     # ---- department ---------------------------------------------------------------------------------------
@@ -352,8 +357,9 @@ class Lifecycle:
                 session.flush()
                 attachment_id = attachment.id
                 transition.details = {**(transition.details or {}), "photo_attachment_id": attachment_id}
-        events = [ticket_event(ticket, transition)]
-        self._publish(events)
+            events = [ticket_event(ticket, transition)]
+            outbox.stage(session, events, now)
+        self._publish()
         return TransitionResult(ticket, [transition], events, attachment_id)
 
     def _load(self, session: Session, ticket_id: str, as_department: str | None = None) -> Ticket:
@@ -389,11 +395,9 @@ class Lifecycle:
         session.flush()
         return transition
 
-    def _publish(self, events: Sequence[TicketEvent]) -> None:
-        if self.transport is None:
-            return
-        for event in events:
-            self.transport.publish(Topic.TICKETS, event)
+    def _publish(self) -> None:
+        if self.relay is not None:
+            self.relay.relay_quietly()
 
 
 class _AlreadyAtLevel(Exception):

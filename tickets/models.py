@@ -98,6 +98,19 @@ class TicketAttachment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class OutboxEvent(Base):
+    """A ticket event written in the transaction of its transition, published by tickets.outbox afterwards."""
+
+    __tablename__ = "ticket_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str | None] = mapped_column(String(160))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class ApiUser(Base):
     """Who may use the API, in which role; only a SHA-256 of the bearer token is kept."""
 

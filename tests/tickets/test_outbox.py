@@ -1,0 +1,95 @@
+"""The ticket-event outbox: a transition and its event commit together, and a broker outage or a crash after the
+commit delays the event but never loses it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from contracts import TicketEvent, Topic
+from streams import EmbeddedBus
+from streams.transport import Transport
+from tickets.lifecycle import Lifecycle
+from tickets.outbox import OutboxRelay
+
+from .test_lifecycle import A3, Loop, _loop
+
+
+class FlakyTransport(Transport):
+    """Passes publishes to the bus until told to fail (a broker outage), counting them."""
+
+    def __init__(self, bus: EmbeddedBus, fail_after: int | None = None) -> None:
+        self.bus = bus
+        self.fail_after = fail_after
+        self.published = 0
+
+    def publish_raw(self, topic: Topic, raw: bytes, key: str | None = None) -> None:
+        if self.fail_after is not None and self.published >= self.fail_after:
+            raise ConnectionError("broker unreachable")
+        self.bus.publish_raw(topic, raw, key)
+        self.published += 1
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def loop(tmp_path: Path, migrated_db: Path) -> Iterator[Loop]:
+    shutil.copy(migrated_db, tmp_path / "tickets.sqlite3")
+    made = _loop(f"sqlite:///{tmp_path / 'tickets.sqlite3'}", tmp_path / "journal.sqlite3", migrate=False)
+    yield made
+    made.bus.close()
+
+
+def _sequence(loop: Loop, ticket_id: str) -> list[tuple[str, int]]:
+    return [(e.transition, e.transition_seq or 0) for e in loop.events(ticket_id)]
+
+
+def test_each_transition_is_published_once_through_the_outbox(loop: Loop) -> None:
+    ticket_id = loop.ticket()
+    loop.lifecycle.accept(ticket_id, "department:wang@" + A3)
+    loop.lifecycle.start(ticket_id, "department:wang@" + A3)
+    assert [t for t, _ in _sequence(loop, ticket_id)] == ["accept", "start"]
+    assert loop.lifecycle.relay is not None and loop.lifecycle.relay.pending() == 0
+    assert loop.lifecycle.relay.relay() == 0  # nothing twice
+
+
+def test_a_broker_outage_keeps_the_transition_and_its_event_until_the_next_relay(loop: Loop) -> None:
+    flaky = FlakyTransport(loop.bus, fail_after=0)
+    lifecycle = Lifecycle(loop.store, flaky, clock=loop.clock)
+    ticket_id = loop.ticket()
+    accepted = lifecycle.accept(ticket_id, "department:wang@" + A3)  # the broker is down: the action still stands
+    lifecycle.start(ticket_id, "department:wang@" + A3)
+    lifecycle.escalate(ticket_id, "manager:zhao", "群众催办")
+    assert loop.status(ticket_id) == "in_progress" and accepted.events[0].transition == "accept"
+    assert loop.events(ticket_id) == []
+    relay = OutboxRelay(loop.store, flaky)
+    assert relay.pending() == 3
+
+    flaky.fail_after = 1  # back for one publish, then down again: the one that went out is marked
+    with pytest.raises(ConnectionError, match="broker unreachable"):
+        relay.relay()
+    assert relay.pending() == 2 and [t for t, _ in _sequence(loop, ticket_id)] == ["accept"]
+
+    flaky.fail_after = None
+    assert relay.relay() == 2 and relay.pending() == 0
+    events = loop.events(ticket_id)
+    assert [e.transition for e in events] == ["accept", "start", "escalate"]
+    sequence = [e.transition_seq or 0 for e in events]
+    assert sequence == sorted(sequence) and 0 not in sequence
+    assert all(isinstance(e, TicketEvent) and e.ticket_id == ticket_id for e in events)
+
+
+def test_a_crash_after_the_commit_leaves_the_event_for_the_relay(loop: Loop) -> None:
+    """A lifecycle without a transport stands for a process that died right after committing."""
+    dying = Lifecycle(loop.store, None, clock=loop.clock)
+    child, parent = loop.ticket(), loop.ticket()
+    dying.merge(child, parent, "manager:zhao", "同一处垃圾")
+    assert loop.events(child) == [] and loop.events(parent) == []
+    relay = OutboxRelay(loop.store, loop.bus)
+    assert relay.relay() == 2
+    assert [e.transition for e in loop.events(child)] == ["merge"]
+    assert [e.transition for e in loop.events(parent)] == ["merge_child"]

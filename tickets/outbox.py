@@ -1,0 +1,87 @@
+"""The transactional outbox of ticket events.
+
+A transition and its TicketEvent are committed together (`stage`), so a crash after the commit cannot lose
+the event: `OutboxRelay.relay` publishes what is pending, oldest first, and marks it published. The lifecycle
+relays right after each commit; the API relays on a timer and `hotline tickets relay-events` on demand,
+which picks up whatever a crash or a broker outage left behind.
+
+Delivery is at least once: a crash between a publish and its mark publishes that event again. Consumers
+tell repeats apart by the event's `transition_seq` (the audit row's id).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from contracts import TicketEvent, Topic
+from streams.codec import encode
+from streams.transport import Transport
+from tickets.models import OutboxEvent
+from tickets.store import TicketStore
+
+log = structlog.get_logger(__name__)
+RELAY_BATCH = 500
+
+
+def stage(session: Session, events: Iterable[TicketEvent], now: datetime) -> None:
+    """Add the events to the outbox inside the caller's transaction."""
+    for event in events:
+        session.add(OutboxEvent(topic=Topic.TICKETS.value, key=event.key(), payload=encode(event), created_at=now))
+
+
+class OutboxRelay:
+    def __init__(self, store: TicketStore, transport: Transport,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.store = store
+        self.transport = transport
+        self._clock = clock
+        self._lock = threading.Lock()  # one relay at a time per process keeps each ticket's events in order
+
+    def relay(self, batch: int = RELAY_BATCH) -> int:
+        """Publish every pending event, oldest first; returns how many. A publish error stops the run: the
+        events published before it are marked, the rest stay pending, and the error is raised."""
+        total = 0
+        with self._lock:
+            while True:
+                published = self._relay_batch(batch)
+                total += published
+                if published < batch:
+                    return total
+
+    def _relay_batch(self, batch: int) -> int:
+        failure: Exception | None = None
+        done = 0
+        with self.store.session() as session, session.begin():
+            rows = list(session.scalars(select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+                                        .order_by(OutboxEvent.id).limit(batch).with_for_update()))
+            for row in rows:
+                try:
+                    self.transport.publish_raw(Topic(row.topic), row.payload, row.key)
+                except Exception as error:  # commit the marks of what went out before raising
+                    failure = error
+                    break
+                row.published_at = self._clock()
+                done += 1
+        if failure is not None:
+            raise failure
+        return done
+
+    def relay_quietly(self) -> int:
+        """`relay`, logging instead of raising: for callers whose own work is already committed."""
+        try:
+            return self.relay()
+        except Exception:  # the broker is down, say: the events wait in the outbox for the next relay
+            log.warning("ticket_events_kept_in_outbox", reason="publishing failed", pending=self.pending(),
+                        exc_info=True)
+            return 0
+
+    def pending(self) -> int:
+        with self.store.session() as session:
+            return int(session.scalar(select(func.count()).select_from(OutboxEvent)
+                                      .where(OutboxEvent.published_at.is_(None))) or 0)
