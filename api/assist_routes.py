@@ -16,6 +16,7 @@ the app is built; without it /api/assist answers 503.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -56,7 +57,9 @@ class DispatchPreview(BaseModel):
     department: str | None = Field(description="None: the call would go to the manual dispatch queue.")
     co_handlers: list[str]
     priority: Priority
-    deadline_hours: int
+    deadline_hours: int = Field(description="Hours until the deadline.")
+    deadline_working_days: int | None = Field(description="Set when the deadline counts working days (工作日).")
+    deadline_at: datetime = Field(description="When the ticket would be due.")
     direct_answer_allowed: bool = Field(description="The rules let the agent answer this kind of call directly.")
     rule_id: str | None
     rules_version: str
@@ -141,7 +144,9 @@ def assist(
     decision = routing.route_call(call)
     preview = DispatchPreview(
         department=decision.department, co_handlers=list(decision.co_handlers), priority=decision.priority,
-        deadline_hours=decision.deadline_hours, direct_answer_allowed=decision.direct_answer_allowed,
+        deadline_hours=decision.deadline_hours, deadline_working_days=decision.deadline_working_days,
+        deadline_at=decision.deadline_at or decision.decided_at + timedelta(hours=decision.deadline_hours),
+        direct_answer_allowed=decision.direct_answer_allowed,
         rule_id=decision.rule_id, rules_version=decision.rules_version, manual_reason=decision.manual_reason)
     return AssistOut(**assisted.model_dump(), dispatch_preview=preview)
 

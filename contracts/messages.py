@@ -250,6 +250,10 @@ class DispatchDecision(Message):
     co_handlers: list[str] = Field(default_factory=list)
     priority: Priority
     deadline_hours: Annotated[int, Field(gt=0)]
+    deadline_working_days: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="Set when the deadline is counted in working days (工作日) on the rules' calendar.")
+    deadline_at: AwareDatetime | None = Field(
+        default=None, description="The due time when the rules computed one (working days); else decided_at + hours.")
     direct_answer_allowed: bool = False
     rule_id: str | None
     rules_version: str

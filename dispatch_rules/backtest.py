@@ -66,8 +66,8 @@ class DepartmentLoad(BaseModel):
 
 
 class DeadlineChange(BaseModel):
-    active_hours: int
-    proposed_hours: int
+    active: str  # "72 h" or "3 个工作日 working days"
+    proposed: str
     cases: int
 
 
@@ -122,7 +122,7 @@ def backtest(active: CompiledRules, proposed: CompiledRules, source: Iterable[Ca
     """Route every case with both rule sets and compare."""
     load_a: Counter[str] = Counter()
     load_p: Counter[str] = Counter()
-    deadlines: Counter[tuple[int, int]] = Counter()
+    deadlines: Counter[tuple[str, str]] = Counter()
     truth_sources: Counter[str] = Counter()
     examples: list[ChangedCase] = []
     n = dept_changed = prio_changed = dl_changed = direct_changed = 0
@@ -143,9 +143,9 @@ def backtest(active: CompiledRules, proposed: CompiledRules, source: Iterable[Ca
                     proposed_rule=p.rule_id, true_department=case.true_department))
         prio_changed += a.priority != p.priority
         direct_changed += a.direct_answer_allowed != p.direct_answer_allowed
-        if a.deadline_hours != p.deadline_hours:
+        if a.deadline_label != p.deadline_label:
             dl_changed += 1
-            deadlines[(a.deadline_hours, p.deadline_hours)] += 1
+            deadlines[(a.deadline_label, p.deadline_label)] += 1
         if case.true_department:
             known += 1
             truth_sources[case.truth or "given"] += 1
@@ -159,7 +159,7 @@ def backtest(active: CompiledRules, proposed: CompiledRules, source: Iterable[Ca
         department_changed=dept_changed, priority_changed=prio_changed, deadline_changed=dl_changed,
         direct_answer_changed=direct_changed, manual_active=load_a[MANUAL], manual_proposed=load_p[MANUAL],
         loads=[DepartmentLoad(department=d, active=load_a[d], proposed=load_p[d]) for d in departments],
-        deadline_changes=[DeadlineChange(active_hours=f, proposed_hours=t, cases=c)
+        deadline_changes=[DeadlineChange(active=f, proposed=t, cases=c)
                           for (f, t), c in sorted(deadlines.items())],
         accuracy_active=Accuracy(rules_version=active.label, known=known, correct=correct_a, manual=manual_known_a),
         accuracy_proposed=Accuracy(rules_version=proposed.label, known=known, correct=correct_p,
@@ -329,10 +329,10 @@ def print_backtest(result: BacktestResult, console: Console, top: int = 20) -> N
     console.print(loads)
     if result.deadline_changes:
         deadlines = Table(title="deadline changes")
-        for column in ("active hours", "proposed hours", "cases"):
+        for column in ("active", "proposed", "cases"):
             deadlines.add_column(column, justify="right")
         for change in result.deadline_changes:
-            deadlines.add_row(str(change.active_hours), str(change.proposed_hours), str(change.cases))
+            deadlines.add_row(change.active, change.proposed, str(change.cases))
         console.print(deadlines)
     accuracy = Table(title="routing accuracy where the true handler is known")
     for column in ("version", "known", "correct", "manual", "accuracy"):

@@ -60,6 +60,7 @@ class Manifest(BaseModel):
     fallback: Fallback
     directory: str
     taxonomy: str
+    calendar: str | None = Field(None, description="Working-day calendar file; none: weekends off, no holidays.")
     tables: Tables
 
 

@@ -5,18 +5,19 @@ analyst can find it in the ZEN editor. A bundle with any error is rejected as a 
 and a router that meets one keeps serving the version it has.
 
 What is checked (see README.md):
-  * files: JSON/YAML syntax; the manifest, directory and taxonomy schemas; the JDM graph is input -> one
-    decision table -> output and ZEN itself accepts it; hit policy `first`;
+  * files: JSON/YAML syntax; the manifest, directory, taxonomy and working-day calendar schemas; the JDM graph
+    is input -> one decision table -> output and ZEN itself accepts it; hit policy `first`;
   * columns: input fields are known case inputs, output fields are the table's outputs, required outputs exist;
   * cells: every condition compiles as a ZEN unary expression; literals are of the field's type and domain
     (known category / sub-category of the taxonomy, district of the directory, source, event kind, urgency,
     priority, confidence in [0, 1], hour 0-23); outputs are literals of the right type: a known department
-    role, co-handler roles, scope, priority, deadline hours > 0, true/false; required outputs are not empty;
+    role, co-handler roles, scope, priority, deadline hours > 0 or working days 1-60 (one of the two),
+    true/false; required outputs are not empty;
     rule ids are present and unique across the bundle;
   * rows: in a first-hit table a row that an earlier row always pre-empts can never fire; in a table the
     manifest marks `exclusive`, no two rows may match the same case;
   * gaps: every 一级分类 of the taxonomy and every camera event kind has a department row; the priority and
-    direct-answer tables end with a catch-all row; the deadline table has hours for every source and priority.
+    direct-answer tables end with a catch-all row; the deadline table has a deadline for every source and priority.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pydantic import ValidationError
 
 from contracts import Channel, EventKind, Priority, Source, Urgency
 from dispatch_rules.bundle import MANIFEST_FILE, TABLE_NAMES, Manifest, RuleBundle, TableName
+from dispatch_rules.calendar import MAX_WORKING_DAYS, WorkCalendar
 from dispatch_rules.directory import Directory, DirectorySpec
 from dispatch_rules.jdm import (
     AnyValue,
@@ -98,7 +100,7 @@ EXTRA_INPUTS: dict[TableName, dict[str, str]] = {
 OUTPUTS: dict[TableName, dict[str, bool]] = {  # output field -> required
     "department": {"rule_id": True, "role": False, "scope": False, "co_handlers": False, "manual_reason": False},
     "priority": {"rule_id": True, "priority": True},
-    "deadline": {"rule_id": True, "deadline_hours": True},
+    "deadline": {"rule_id": True, "deadline_hours": False, "deadline_working_days": False},
     "direct_answer": {"rule_id": True, "direct_answer": True},
 }
 NUMBER_RANGES = {"confidence": (0.0, 1.0), "hour": (0.0, 23.0), "weekday": (1.0, 7.0)}
@@ -145,6 +147,7 @@ class CompiledRules:
     manifest: Manifest
     directory: Directory
     taxonomy: dict[str, dict[str, list[str]]]
+    calendar: WorkCalendar
     tables: dict[TableName, DecisionTable]
     warnings: list[RuleError]
     _engine: zen.ZenEngine
@@ -187,6 +190,7 @@ def _build(bundle: RuleBundle, label: str, report: ValidationReport) -> Compiled
         return None
     directory = _load_directory(bundle, manifest.directory, report)
     taxonomy = _load_taxonomy(bundle, manifest.taxonomy, report)
+    calendar = _load_calendar(bundle, manifest.calendar, report)
     context = _Context(directory, taxonomy)
     tables: dict[TableName, DecisionTable] = {}
     for name in TABLE_NAMES:
@@ -198,14 +202,15 @@ def _build(bundle: RuleBundle, label: str, report: ValidationReport) -> Compiled
         _check_rows(table, exclusive=ref.exclusive, report=report)
         _check_gaps(name, table, context, report)
     _check_unique_rule_ids(tables.values(), report)
-    if report.errors or directory is None or taxonomy is None or len(tables) != len(TABLE_NAMES):
+    if (report.errors or directory is None or taxonomy is None or calendar is None
+            or len(tables) != len(TABLE_NAMES)):
         return None
     engine = zen.ZenEngine({"loader": {"type": "static", "content": {t.file: t.graph for t in tables.values()}}})
     rows_by_id: dict[TableName, dict[str, Row]] = {
         name: {row.rule_id: row for row in table.rows if row.rule_id} for name, table in tables.items()
     }
-    return CompiledRules(label, bundle, manifest, directory, taxonomy, tables, list(report.warnings), engine,
-                         rows_by_id)
+    return CompiledRules(label, bundle, manifest, directory, taxonomy, calendar, tables, list(report.warnings),
+                         engine, rows_by_id)
 
 
 # --- files ---------------------------------------------------------------------------------------------------
@@ -246,6 +251,19 @@ def _load_directory(bundle: RuleBundle, name: str, report: ValidationReport) -> 
         return None
     try:
         return Directory(DirectorySpec.model_validate(data))
+    except ValidationError as error:
+        _pydantic_errors(name, error, report)
+        return None
+
+
+def _load_calendar(bundle: RuleBundle, name: str | None, report: ValidationReport) -> WorkCalendar | None:
+    if name is None:
+        return WorkCalendar()
+    data = _yaml(bundle, name, report)
+    if data is None:
+        return None
+    try:
+        return WorkCalendar.model_validate(data)
     except ValidationError as error:
         _pydantic_errors(name, error, report)
         return None
@@ -462,10 +480,16 @@ def _check_outputs(file: str, name: TableName, row: Row, context: _Context, repo
                     error(f"unknown department role {c!r} among co_handlers", "co_handlers")
     elif name == "priority" and "priority" in out and out["priority"] not in {p.value for p in Priority}:
         error(f"unknown priority {out['priority']!r} ({', '.join(p.value for p in Priority)})", "priority")
-    elif name == "deadline" and "deadline_hours" in out:
-        hours = out["deadline_hours"]
-        if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0 or hours != int(hours):
-            error(f"deadline hours must be a whole number above 0, found {hours!r}", "deadline_hours")
+    elif name == "deadline":
+        given = [f for f in ("deadline_hours", "deadline_working_days") if f in out]
+        if len(given) != 1:
+            error("a row gives deadline_hours or deadline_working_days: exactly one of them", "deadline_hours")
+        for field_name in given:
+            value, top = out[field_name], MAX_WORKING_DAYS if field_name == "deadline_working_days" else None
+            if (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or value != int(value)
+                    or (top is not None and value > top)):
+                limit = f" and at most {top}" if top else ""
+                error(f"{field_name} must be a whole number above 0{limit}, found {value!r}", field_name)
     elif name == "direct_answer" and "direct_answer" in out and not isinstance(out["direct_answer"], bool):
         error(f"direct_answer must be true or false, found {out['direct_answer']!r}", "direct_answer")
 

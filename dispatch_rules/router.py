@@ -14,6 +14,7 @@ checks, at most every `refresh_seconds`, whether another one was published or ro
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -71,12 +72,19 @@ class Outcome(BaseModel):
     department_id: str | None = None
     co_handlers: list[str] = Field(default_factory=list)
     priority: Priority
-    deadline_hours: int
+    deadline_hours: int  # for a deadline in working days: 24 per day, the nominal figure backtests compare
+    deadline_working_days: int | None = None
     direct_answer_allowed: bool = False
     rule_id: str | None
     manual_reason: str | None = None
     rules_version: str
     explanation: dict[str, Any]
+
+    @property
+    def deadline_label(self) -> str:
+        if self.deadline_working_days:
+            return f"{self.deadline_working_days} 个工作日 working days"
+        return f"{self.deadline_hours} h"
 
 
 class RulesSource(Protocol):
@@ -187,9 +195,14 @@ def decide(rules: CompiledRules, inputs: RuleInputs, classifier_abstained: bool 
     row, result = run("priority", context)
     priority = Priority(result["priority"]) if row is not None else None
     hours: int | None = None
+    working_days: int | None = None
     if priority is not None:
         row, result = run("deadline", context | {"priority": priority.value})
-        hours = int(result["deadline_hours"]) if row is not None else None
+        if row is not None and result.get("deadline_working_days") is not None:
+            working_days = int(result["deadline_working_days"])
+            hours = 24 * working_days
+        elif row is not None and result.get("deadline_hours") is not None:
+            hours = int(result["deadline_hours"])
     direct = False
     if manual_reason is None and department is not None:
         row, result = run("direct_answer", context | {"priority": priority.value if priority else None})
@@ -198,7 +211,7 @@ def decide(rules: CompiledRules, inputs: RuleInputs, classifier_abstained: bool 
         fallback = rules.manifest.fallback
         explanation["fallback"] = {"priority": fallback.priority.value, "deadline_hours": fallback.deadline_hours}
         failed.append("no priority/deadline row fired: fallback from the manifest")
-        priority, hours = priority or fallback.priority, hours or fallback.deadline_hours
+        priority, hours, working_days = priority or fallback.priority, hours or fallback.deadline_hours, None
     if failed:
         manual_reason = "; ".join([*([manual_reason] if manual_reason else []), *failed])
         department = department_id = None
@@ -209,9 +222,25 @@ def decide(rules: CompiledRules, inputs: RuleInputs, classifier_abstained: bool 
         department=department if not manual_reason else None,
         department_id=department_id if not manual_reason else None,
         co_handlers=co_handlers if not manual_reason else [],
-        priority=priority, deadline_hours=hours, direct_answer_allowed=direct and not manual_reason,
+        priority=priority, deadline_hours=hours, deadline_working_days=working_days,
+        direct_answer_allowed=direct and not manual_reason,
         rule_id=rule_id, manual_reason=manual_reason, rules_version=rules.label, explanation=explanation,
     )
+
+
+def working_day_deadline(rules: CompiledRules, decided_at: datetime, working_days: int,
+                         explanation: dict[str, Any]) -> tuple[datetime, int]:
+    """The due time `working_days` 工作日 after `decided_at` on the rules' calendar (local time), and the whole
+    hours until then; the explanation records the calendar used."""
+    local = decided_at.astimezone(ZoneInfo(rules.manifest.timezone))
+    due = rules.calendar.add_working_days(local, working_days)
+    covered = rules.calendar.covers_year(local.year) and rules.calendar.covers_year(due.year)
+    explanation["deadline"] = {
+        "working_days": working_days, "due_local": due.isoformat(),
+        "calendar": rules.manifest.calendar or "weekends only",
+        **({} if covered else {"warning": f"the calendar does not cover {due.year}: weekends only"}),
+    }
+    return due.astimezone(UTC), math.ceil((due - decided_at).total_seconds() / 3600)
 
 
 class DecisionTableRouter:
@@ -232,7 +261,7 @@ class DecisionTableRouter:
         inputs = call_inputs(call, rules.manifest.timezone)
         outcome = decide(rules, inputs, classifier_abstained=call.category is None)
         outcome.explanation["classifier"] = call.classifier
-        return self._decision(outcome, Source.HOTLINE, f"call:{call.call_id}", call.title or call.text[:40],
+        return self._decision(rules, outcome, Source.HOTLINE, f"call:{call.call_id}", call.title or call.text[:40],
                               call.text, call.category, call.district, call.address)
 
     def route_event(self, event: DetectedEvent) -> DispatchDecision:
@@ -240,21 +269,28 @@ class DecisionTableRouter:
         outcome = decide(rules, event_inputs(event, rules.manifest.timezone))
         outcome.explanation.update(camera_id=event.camera_id, zone_id=event.zone_id, detector=event.detector)
         decision = self._decision(
-            outcome, Source.CAMERA, f"camera-event:{event.event_id}", f"{event.kind.value} @ {event.camera_id}",
+            rules, outcome, Source.CAMERA, f"camera-event:{event.event_id}", f"{event.kind.value} @ {event.camera_id}",
             f"{event.kind.value} seen by camera {event.camera_id} since {event.started_at.isoformat()}",
             event.citymgmt_code or event.kind.value, event.district, event.address,
         )
         return decision.model_copy(update={"snapshot_jpeg": event.snapshot_jpeg})
 
     @staticmethod
-    def _decision(outcome: Outcome, source: Source, source_event_id: str, title: str, description: str,
-                  category: str | None, district: str | None, address: str | None) -> DispatchDecision:
+    def _decision(rules: CompiledRules, outcome: Outcome, source: Source, source_event_id: str, title: str,
+                  description: str, category: str | None, district: str | None,
+                  address: str | None) -> DispatchDecision:
+        decided_at = datetime.now(UTC)
+        hours, deadline_at = outcome.deadline_hours, None
+        if outcome.deadline_working_days:
+            deadline_at, hours = working_day_deadline(rules, decided_at, outcome.deadline_working_days,
+                                                      outcome.explanation)
         return DispatchDecision(
             decision_id=hashlib.sha1(f"{source_event_id}|{outcome.rules_version}".encode()).hexdigest()[:20],
-            source=source, source_event_id=source_event_id, decided_at=datetime.now(UTC), title=title,
+            source=source, source_event_id=source_event_id, decided_at=decided_at, title=title,
             description=description, category=category, district=district, address=address,
             department=outcome.department, co_handlers=outcome.co_handlers, priority=outcome.priority,
-            deadline_hours=outcome.deadline_hours, direct_answer_allowed=outcome.direct_answer_allowed,
+            deadline_hours=hours, deadline_working_days=outcome.deadline_working_days, deadline_at=deadline_at,
+            direct_answer_allowed=outcome.direct_answer_allowed,
             rule_id=outcome.rule_id, rules_version=outcome.rules_version, manual_reason=outcome.manual_reason,
             explanation=outcome.explanation,
         )

@@ -140,7 +140,8 @@ def _new_ticket(decision: DispatchDecision) -> tuple[Ticket, list[TicketTransiti
         co_handlers=list(decision.co_handlers),
         priority=decision.priority.value,
         status=status.value,
-        deadline_at=decision.decided_at + timedelta(hours=decision.deadline_hours),
+        deadline_at=(decision.deadline_at or decision.decided_at + timedelta(hours=decision.deadline_hours)
+                     ).astimezone(UTC),  # SQLite keeps no zone: store UTC
         created_at=now,
         updated_at=now,
         rule_id=decision.rule_id,

@@ -121,7 +121,9 @@
     const d = data.dispatch_preview;
     $("department").textContent = d.department || "人工派单 manual dispatch";
     $("priority").replaceChildren(badge(PRIORITY[d.priority] || d.priority, "priority-" + d.priority));
-    $("deadline").textContent = d.deadline_hours + " 小时 h";
+    $("deadline").textContent = d.deadline_working_days
+      ? d.deadline_working_days + " 个工作日 working days"
+      : d.deadline_hours + " 小时 h";
     $("direct-allowed").replaceChildren(d.direct_answer_allowed ? badge("可以 yes", "ok") : badge("否 no", "muted"));
     $("rule").textContent = (d.rule_id || "-") + " · " + d.rules_version;
     $("manual-reason").hidden = !d.manual_reason;

@@ -159,7 +159,8 @@ def seed_tickets(made: ConsoleApp) -> dict[str, str]:
     for n, (name, category, district, title, text) in enumerate(SEED_CALLS, 1):
         decision = router.route_call(_call(n, category, district, title, text))
         if name in ("overdue", "escalated"):
-            decision = decision.model_copy(update={"decided_at": datetime.now(UTC) - timedelta(days=5)})
+            decision = decision.model_copy(update={"decided_at": datetime.now(UTC) - timedelta(days=5),
+                                                   "deadline_at": datetime.now(UTC) - timedelta(days=2)})
         if name in ("manual", "assigned"):
             decision = decision.model_copy(update={"department": None, "manual_reason": "seed: manual"})
         ids[name] = store.create_from_decision(decision).ticket.id

@@ -30,9 +30,10 @@ from .conftest import call, edit_table, event, set_output
 
 
 def proposed_rules(shipped: RuleBundle) -> CompiledRules:
-    """城乡建设 by default to 城管, and ordinary hotline cases due in 48 h instead of 72 h."""
+    """城乡建设 by default to 城管, and ordinary hotline cases due in 2 working days instead of 3."""
     bundle = edit_table(shipped, "department.json", lambda c: set_output(c, "hl.cx.default", "role", "城管"))
-    bundle = edit_table(bundle, "deadline.json", lambda c: set_output(c, "dl.hotline.normal", "deadline_hours", 48))
+    bundle = edit_table(bundle, "deadline.json",
+                        lambda c: set_output(c, "dl.hotline.normal", "deadline_working_days", 2))
     return compile_rules(bundle, "proposed")
 
 
@@ -61,8 +62,9 @@ def test_backtest_counts_changes_loads_deadlines_and_accuracy(rules: CompiledRul
     assert loads["A3区住房和城乡建设局"] == (2, 0, -2)
     assert loads["A3区城市管理局"] == (1, 3, 2)
     assert loads["(manual queue)"] == (1, 1, 0)
-    # the four routed hotline cases and the manual one are normal priority: 72 h -> 48 h; the camera fire stays
-    assert [(c.active_hours, c.proposed_hours, c.cases) for c in result.deadline_changes] == [(72, 48, 5)]
+    # the four routed hotline cases and the manual one are normal priority: 3 -> 2 working days; the fire stays
+    assert [(c.active, c.proposed, c.cases) for c in result.deadline_changes] == [
+        ("3 个工作日 working days", "2 个工作日 working days", 5)]
     assert result.deadline_changed == 5 and result.priority_changed == 0
     assert (result.accuracy_active.known, result.accuracy_active.correct) == (3, 2)
     assert (result.accuracy_proposed.known, result.accuracy_proposed.correct) == (3, 2)

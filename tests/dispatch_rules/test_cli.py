@@ -71,8 +71,9 @@ def test_publish_rejects_a_broken_table_and_keeps_the_active_version(cli_db: str
 
 def test_backtest_on_stored_tickets_as_json(cli_db: str, shipped: RuleBundle, tmp_path: Path) -> None:
     folder = tmp_path / "proposed"
-    edit_table(shipped, "deadline.json", lambda c: set_output(c, "dl.hotline.normal", "deadline_hours", 48)).write(
-        folder)
+    two_days = edit_table(shipped, "deadline.json",
+                          lambda c: set_output(c, "dl.hotline.normal", "deadline_working_days", 2))
+    two_days.write(folder)
     code, output = invoke("backtest", "--rules", str(folder), "--json")
     assert code == 0, output
     result = json.loads(output)

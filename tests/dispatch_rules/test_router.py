@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from contracts import EventKind, Priority, Urgency
 from dispatch_rules.compiler import CompiledRules
@@ -16,7 +17,10 @@ def test_category_routes_to_the_district_body_and_explains_why(rules: CompiledRu
     decision = DecisionTableRouter(rules).route_call(call("城乡建设", district="A3区"))
     assert decision.department == "A3区住房和城乡建设局" and decision.rule_id == "hl.cx.default"
     assert decision.source_event_id == "call:c1" and decision.rules_version == "test-default"
-    assert decision.priority == Priority.NORMAL and decision.deadline_hours == 72
+    assert decision.priority == Priority.NORMAL and decision.deadline_working_days == 3
+    local = decision.decided_at.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert decision.deadline_at == rules.calendar.add_working_days(local, 3)
+    assert decision.deadline_hours >= 72 and decision.explanation["deadline"]["calendar"] == "calendar.yaml"
     assert decision.manual_reason is None and not decision.direct_answer_allowed
     explanation = decision.explanation
     assert explanation["inputs"]["category"] == "城乡建设" and explanation["inputs"]["hour"] == 10
@@ -69,7 +73,7 @@ def test_low_confidence_or_abstention_goes_to_the_manual_queue(rules: CompiledRu
     low = router.route_call(call("城乡建设", confidence=0.42))
     assert low.department is None and low.rule_id is None
     assert "0.42 below the rules' threshold 0.50" in (low.manual_reason or "")
-    assert low.priority == Priority.NORMAL and low.deadline_hours == 72  # still gets a deadline
+    assert low.priority == Priority.NORMAL and low.deadline_working_days == 3  # still gets a deadline
     abstained = router.route_call(call(None, confidence=0.3))
     assert abstained.department is None and "abstained" in (abstained.manual_reason or "")
     assert abstained.explanation["manual_reason"] == abstained.manual_reason

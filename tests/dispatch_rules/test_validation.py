@@ -89,10 +89,16 @@ def test_row_without_rule_id_is_named_by_position(shipped: RuleBundle) -> None:
 
 def test_bad_output_values(shipped: RuleBundle) -> None:
     def deadline(content: dict[str, Any]) -> None:
-        set_output(content, "dl.hotline.normal", "deadline_hours", 0)
+        set_output(content, "dl.hotline.high", "deadline_hours", 0)
 
     error = only(errors_of(edit_table(shipped, "deadline.json", deadline)))
     assert (error.table, error.field) == ("deadline.json", "deadline_hours")
+    both = only(errors_of(edit_table(shipped, "deadline.json",
+                                     lambda c: set_output(c, "dl.hotline.normal", "deadline_hours", 72))))
+    assert "exactly one" in both.message and both.row and "dl.hotline.normal" in both.row
+    too_many = only(errors_of(edit_table(shipped, "deadline.json",
+                                         lambda c: set_output(c, "dl.hotline.low", "deadline_working_days", 61))))
+    assert (too_many.field, "at most 60" in too_many.message) == ("deadline_working_days", True)
     error = only(errors_of(edit_table(shipped, "priority.json",
                                       lambda c: set_output(c, "pr.default", "priority", "whenever"))))
     assert (error.table, error.field) == ("priority.json", "priority") and "whenever" in error.message
