@@ -29,7 +29,9 @@ COOKIE_MAX_AGE = 12 * 3600  # one working shift
 AGENT_ROLES = (Role.AGENT, Role.MANAGER)
 MANAGER_ROLES = (Role.MANAGER,)
 ANALYST_ROLES = (Role.ANALYST, Role.MANAGER)
-HOME = {Role.AGENT: "/console/agent", Role.MANAGER: "/console/manager", Role.ANALYST: "/console/analyst"}
+DEPARTMENT_ROLES = (Role.DEPARTMENT,)
+HOME = {Role.AGENT: "/console/agent", Role.MANAGER: "/console/manager", Role.ANALYST: "/console/analyst",
+        Role.DEPARTMENT: "/console/department"}
 
 
 def csrf_token(session_token: str) -> str:

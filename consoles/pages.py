@@ -5,6 +5,8 @@
 /console/manager    manager: tickets by status and department, overdue / escalated, rates, hot spots, cameras
 /console/manager/tickets/{id}   manager: one ticket, its trail and photos; dispatch, reassign, escalate, merge,
                     record the callback, close
+/console/department                department: its queue (escalated first, soonest deadline) and latest handled
+/console/department/tickets/{id}   department: accept, return (退单), start, resolve with note and photo
 /console/analyst    analyst, manager: the routing rules, their versions, backtests with the diff
 /static/console/…   the CSS and the one small script, served by the app (no CDN)
 """
@@ -29,7 +31,16 @@ from consoles import auth
 from consoles.dashboard import build_dashboard, snapshot
 from consoles.direct_answers import recent_direct_answers
 from consoles.rules_view import RulesCatalogue, table_views
-from consoles.ticket_desk import ACTION_LABELS, DeskFormError, act, desk_view
+from consoles.ticket_desk import (
+    ACTION_LABELS,
+    DEPARTMENT_DESK,
+    MANAGER_DESK,
+    Desk,
+    DeskFormError,
+    act,
+    department_queue,
+    desk_view,
+)
 from dispatch_rules.backtest import BacktestResult
 from dispatch_rules.bundle import TABLE_NAMES
 from dispatch_rules.compiler import RuleError, RulesValidationError
@@ -39,6 +50,7 @@ from tickets.lifecycle import Action, IllegalTransition, InvalidTransitionReques
 HERE = Path(__file__).parent
 STATIC_URL = "/static/console"
 MAX_FORM_BYTES = 2 * 1024 * 1024
+MAX_PHOTO_FORM_BYTES = 15 * 1024 * 1024  # a resolution photo (≤ 10 MB) travels base64-encoded in the form
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 STATUS_LABELS = {
@@ -113,14 +125,15 @@ def _nav(principal: Principal | None) -> list[tuple[str, str]]:
         return []
     links = [("/console/agent", "坐席 Agent", auth.AGENT_ROLES), ("/console/manager", "管理 Manager",
                                                                    auth.MANAGER_ROLES),
-             ("/console/analyst", "规则分析 Analyst", auth.ANALYST_ROLES)]
+             ("/console/analyst", "规则分析 Analyst", auth.ANALYST_ROLES),
+             ("/console/department", "承办 Department", auth.DEPARTMENT_ROLES)]
     return [(href, label) for href, label, roles in links if principal.role in roles]
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """An urlencoded form (the consoles post no files: an uploaded table is read into a text field)."""
+async def _form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """An urlencoded form (the consoles post no files: a table or a photo is read into a text field)."""
     raw = await request.body()
-    if len(raw) > MAX_FORM_BYTES:
+    if len(raw) > limit:
         return {}
     parsed = parse_qs(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {key: values[-1] for key, values in parsed.items()}
@@ -159,7 +172,7 @@ async def login(request: Request) -> Response:
     if principal is None:
         error = "令牌无效或已吊销 (invalid or revoked token)"
     elif principal.role not in auth.HOME:
-        error = f"{principal.role.value} 用户没有控制台 (department users work their queue through the API)"
+        error = f"{principal.role.value} 用户没有控制台 (this role has no console)"
     if error or principal is None:
         return _render(request, "login.html", None, status_code=status.HTTP_401_UNAUTHORIZED,
                        next=target or "", error=error)
@@ -210,43 +223,84 @@ def camera_snapshot(request: Request, ticket_id: str) -> Response:
 
 
 @console_router.get("/console/manager/tickets/{ticket_id}")
-def ticket_page(request: Request, ticket_id: str, done: str | None = None) -> Response:
-    principal = _page_user(request, auth.MANAGER_ROLES)
-    if isinstance(principal, Response):
-        return principal
-    return _ticket_desk(request, principal, ticket_id, done=done)
+def manager_ticket_page(request: Request, ticket_id: str, done: str | None = None) -> Response:
+    return _desk_page(request, MANAGER_DESK, auth.MANAGER_ROLES, ticket_id, done)
 
 
 @console_router.post("/console/manager/tickets/{ticket_id}/{action}")
-async def ticket_action(request: Request, ticket_id: str, action: str) -> Response:
-    principal = _page_user(request, auth.MANAGER_ROLES)
+async def manager_ticket_action(request: Request, ticket_id: str, action: str) -> Response:
+    return await _desk_action(request, MANAGER_DESK, auth.MANAGER_ROLES, ticket_id, action)
+
+
+@console_router.get("/console/manager/tickets/{ticket_id}/attachments/{attachment_id}")
+def manager_ticket_attachment(request: Request, ticket_id: str, attachment_id: int) -> Response:
+    return _desk_attachment(request, MANAGER_DESK, auth.MANAGER_ROLES, ticket_id, attachment_id)
+
+
+# ---- department (承办单位) -----------------------------------------------------------------------------------
+@console_router.get("/console/department")
+def department_page(request: Request) -> Response:
+    principal = _page_user(request, auth.DEPARTMENT_ROLES)
     if isinstance(principal, Response):
         return principal
-    form = await _form(request)
+    queue, done = department_queue(_context(request).store, principal.department or "")
+    return _render(request, "department.html", principal, queue=queue, done=done, now=_context(request).clock())
+
+
+@console_router.get("/console/department/tickets/{ticket_id}")
+def department_ticket_page(request: Request, ticket_id: str, done: str | None = None) -> Response:
+    return _desk_page(request, DEPARTMENT_DESK, auth.DEPARTMENT_ROLES, ticket_id, done)
+
+
+@console_router.post("/console/department/tickets/{ticket_id}/{action}")
+async def department_ticket_action(request: Request, ticket_id: str, action: str) -> Response:
+    return await _desk_action(request, DEPARTMENT_DESK, auth.DEPARTMENT_ROLES, ticket_id, action)
+
+
+@console_router.get("/console/department/tickets/{ticket_id}/attachments/{attachment_id}")
+def department_ticket_attachment(request: Request, ticket_id: str, attachment_id: int) -> Response:
+    return _desk_attachment(request, DEPARTMENT_DESK, auth.DEPARTMENT_ROLES, ticket_id, attachment_id)
+
+
+# ---- the ticket desks ---------------------------------------------------------------------------------------
+def _desk_page(request: Request, desk: Desk, roles: tuple[Role, ...], ticket_id: str, done: str | None) -> Response:
+    principal = _page_user(request, roles)
+    if isinstance(principal, Response):
+        return principal
+    return _ticket_desk(request, principal, desk, ticket_id, done=done)
+
+
+async def _desk_action(request: Request, desk: Desk, roles: tuple[Role, ...], ticket_id: str,
+                       action: str) -> Response:
+    principal = _page_user(request, roles)
+    if isinstance(principal, Response):
+        return principal
+    form = await _form(request, MAX_PHOTO_FORM_BYTES if desk.for_department else MAX_FORM_BYTES)
     if not auth.csrf_ok(auth.session_token(request) or "", form.get(auth.CSRF_FIELD)):
         return _render(request, "forbidden.html", principal, status_code=status.HTTP_403_FORBIDDEN,
                        needed="the form's CSRF token (reload the page)")
     lifecycle = _context(request).lifecycle
     try:
-        await run_in_threadpool(act, lifecycle, ticket_id, action, principal.actor, form)
+        await run_in_threadpool(act, desk, lifecycle, ticket_id, action, principal.actor, form, principal.department)
     except TicketNotFound as error:
-        return _ticket_desk(request, principal, ticket_id, problem=str(error), code=status.HTTP_404_NOT_FOUND)
+        return _ticket_desk(request, principal, desk, ticket_id, problem=str(error), code=status.HTTP_404_NOT_FOUND)
     except IllegalTransition as error:
-        return _ticket_desk(request, principal, ticket_id, problem=str(error), code=status.HTTP_409_CONFLICT)
+        return _ticket_desk(request, principal, desk, ticket_id, problem=str(error), code=status.HTTP_409_CONFLICT)
     except (InvalidTransitionRequest, DeskFormError) as error:
-        return _ticket_desk(request, principal, ticket_id, problem=str(error),
+        return _ticket_desk(request, principal, desk, ticket_id, problem=str(error),
                             code=status.HTTP_422_UNPROCESSABLE_CONTENT, form=form)
-    return RedirectResponse(f"/console/manager/tickets/{ticket_id}?done={action}",
-                            status_code=status.HTTP_303_SEE_OTHER)
+    return RedirectResponse(f"{desk.base}/tickets/{ticket_id}?done={action}", status_code=status.HTTP_303_SEE_OTHER)
 
 
-@console_router.get("/console/manager/tickets/{ticket_id}/attachments/{attachment_id}")
-def ticket_attachment(request: Request, ticket_id: str, attachment_id: int) -> Response:
-    principal = _page_user(request, auth.MANAGER_ROLES)
+def _desk_attachment(request: Request, desk: Desk, roles: tuple[Role, ...], ticket_id: str,
+                     attachment_id: int) -> Response:
+    principal = _page_user(request, roles)
     if isinstance(principal, Response):
         return principal
-    found = attachment(_context(request).store, ticket_id, attachment_id)
-    if found is None:
+    store = _context(request).store
+    ticket = store.get(ticket_id)
+    found = attachment(store, ticket_id, attachment_id)
+    if found is None or ticket is None or (desk.for_department and ticket.department != principal.department):
         return Response("no such attachment", status_code=status.HTTP_404_NOT_FOUND, media_type="text/plain")
     return Response(found.data, media_type=found.content_type, headers={"Cache-Control": "private, max-age=3600"})
 
@@ -258,18 +312,21 @@ def _done_label(done: str | None) -> str | None:
         return None
 
 
-def _ticket_desk(request: Request, principal: Principal, ticket_id: str, *, done: str | None = None,
+def _ticket_desk(request: Request, principal: Principal, desk: Desk, ticket_id: str, *, done: str | None = None,
                  problem: str | None = None, code: int = status.HTTP_200_OK,
                  form: dict[str, str] | None = None) -> Response:
-    catalogue = _catalogue(request)
-    directory = catalogue.compiled(catalogue.active_id()).directory
-    view = desk_view(_context(request).store, ticket_id, _context(request).clock(), directory)
+    directory = None
+    if not desk.for_department:
+        catalogue = _catalogue(request)
+        directory = catalogue.compiled(catalogue.active_id()).directory
+    view = desk_view(desk, _context(request).store, ticket_id, _context(request).clock(), directory,
+                     department=principal.department)
     if view is None:
         return _render(request, "ticket.html", principal, status_code=status.HTTP_404_NOT_FOUND, view=None,
-                       ticket_id=ticket_id, problem=problem or f"ticket {ticket_id} not found", done=None,
-                       labels=ACTION_LABELS, form={})
-    return _render(request, "ticket.html", principal, status_code=code, view=view, ticket_id=ticket_id,
-                   done=_done_label(done), problem=problem, labels=ACTION_LABELS,
+                       base=desk.base, ticket_id=ticket_id, problem=problem or f"ticket {ticket_id} not found",
+                       done=None, labels=ACTION_LABELS, form={})
+    return _render(request, "ticket.html", principal, status_code=code, view=view, base=desk.base,
+                   ticket_id=ticket_id, done=_done_label(done), problem=problem, labels=ACTION_LABELS,
                    form=form or {})
 
 

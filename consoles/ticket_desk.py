@@ -1,12 +1,17 @@
-"""The manager's ticket desk: one ticket with its trail, and the dispatcher's actions on it.
+"""The ticket desks: one ticket with its trail, and the actions of whoever sits at the desk.
 
-派单 (assign a pending_manual ticket), 改派 (reassign, e.g. after a 退单), 督办 (escalate), merge a duplicate,
-回访 (record the callback: satisfied → verified, not satisfied → reopened) and 结案 (close). The forms post
-to `act`, which runs the same `Lifecycle` the API runs, so the audit trail and the ticket events are the same.
+The manager's desk (MANAGER_DESK): 派单 (assign a pending_manual ticket), 改派 (reassign, e.g. after a 退单),
+督办 (escalate), merge a duplicate, 回访 (record the callback: satisfied → verified, not satisfied → reopened)
+and 结案 (close). The department's desk (DEPARTMENT_DESK): 签收 (accept), 退单 (return, with the reason),
+start, 办结 (resolve, with the handling note and a photo); it sees only its own department's tickets.
+The forms post to `act`, which runs the same `Lifecycle` the API runs, so the audit trail and the ticket
+events are the same.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,16 +21,30 @@ from sqlalchemy import select
 from api.queries import ticket_detail
 from api.schemas import TicketDetail
 from dispatch_rules.directory import Directory
-from tickets.lifecycle import OPEN_STATUSES, Action, Lifecycle, TransitionResult, allowed_actions
+from tickets.lifecycle import OPEN_STATUSES, Action, Lifecycle, Photo, TransitionResult, allowed_actions
 from tickets.models import Ticket, TicketStatus
 from tickets.store import TicketStore
 
-DESK_ACTIONS = (Action.ASSIGN, Action.REASSIGN, Action.ESCALATE, Action.MERGE, Action.VERIFY, Action.CLOSE)
 ACTION_LABELS = {
     Action.ASSIGN: "派单 Dispatch", Action.REASSIGN: "改派 Reassign", Action.ESCALATE: "督办 Escalate",
     Action.MERGE: "合并 Merge as duplicate", Action.VERIFY: "回访 Callback", Action.CLOSE: "结案 Close",
+    Action.ACCEPT: "签收 Accept", Action.RETURN: "退单 Return", Action.START: "开始办理 Start",
+    Action.RESOLVE: "办结 Resolve",
 }
 MERGE_CANDIDATES = 8
+
+
+@dataclass(frozen=True)
+class Desk:
+    base: str  # the console's path: its ticket pages are base + "/tickets/{id}"
+    actions: tuple[Action, ...]
+    for_department: bool  # sees and acts on its own department's tickets only
+
+
+MANAGER_DESK = Desk("/console/manager", (Action.ASSIGN, Action.REASSIGN, Action.ESCALATE, Action.MERGE,
+                                         Action.VERIFY, Action.CLOSE), for_department=False)
+DEPARTMENT_DESK = Desk("/console/department", (Action.ACCEPT, Action.RETURN, Action.START, Action.RESOLVE),
+                       for_department=True)
 
 
 class DeskFormError(ValueError):
@@ -34,22 +53,26 @@ class DeskFormError(ValueError):
 
 @dataclass(frozen=True)
 class DeskView:
+    desk: Desk
     ticket: TicketDetail
     actions: list[Action]
     departments: list[str]  # directory bodies of the ticket's place and its city, for the department field
     merge_candidates: list[Ticket]  # open tickets of the same district and category: likely parents
 
 
-def desk_view(store: TicketStore, ticket_id: str, now: datetime, directory: Directory | None) -> DeskView | None:
-    ticket = ticket_detail(store, ticket_id, now)
+def desk_view(desk: Desk, store: TicketStore, ticket_id: str, now: datetime, directory: Directory | None,
+              department: str | None = None) -> DeskView | None:
+    """The ticket as `desk` shows it; None when there is none (or, at a department's desk, not theirs)."""
+    ticket = ticket_detail(store, ticket_id, now, department=department if desk.for_department else None)
     if ticket is None:
         return None
     permitted = set(allowed_actions(ticket.status))
     if TicketStatus.RESOLVED.value == ticket.status:
         permitted.add(Action.VERIFY)  # verify and reopen are one callback form
-    return DeskView(ticket=ticket, actions=[a for a in DESK_ACTIONS if a in permitted],
-                    departments=department_choices(directory, ticket.district),
-                    merge_candidates=_merge_candidates(store, ticket))
+    manager = not desk.for_department
+    return DeskView(desk=desk, ticket=ticket, actions=[a for a in desk.actions if a in permitted],
+                    departments=department_choices(directory, ticket.district) if manager else [],
+                    merge_candidates=_merge_candidates(store, ticket) if manager else [])
 
 
 def department_choices(directory: Directory | None, district: str | None) -> list[str]:
@@ -96,7 +119,31 @@ def _callback(lifecycle: Lifecycle, ticket_id: str, actor: str, form: dict[str, 
                             reopen_to=reopen_to, department=department)
 
 
-RUNNERS: dict[Action, Callable[[Lifecycle, str, str, dict[str, str]], TransitionResult]] = {
+def _photo(form: dict[str, str]) -> Photo | None:
+    encoded = form.get("photo_base64", "").strip()
+    if not encoded:
+        return None
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise DeskFormError("the photo is not valid base64 (form field 'photo_base64')") from None
+    return Photo(data, form.get("photo_content_type", "").strip() or "image/jpeg")
+
+
+Runner = Callable[[Lifecycle, str, str, dict[str, str]], TransitionResult]
+DepartmentRunner = Callable[[Lifecycle, str, str, dict[str, str], str], TransitionResult]
+
+DEPARTMENT_RUNNERS: dict[Action, DepartmentRunner] = {
+    Action.ACCEPT: lambda lc, tid, actor, form, dept: lc.accept(
+        tid, actor, as_department=dept, reason=_optional(form, "reason")),
+    Action.RETURN: lambda lc, tid, actor, form, dept: lc.return_ticket(
+        tid, actor, _field(form, "reason", "why it is not your department's (退单理由)"), as_department=dept),
+    Action.START: lambda lc, tid, actor, form, dept: lc.start(
+        tid, actor, as_department=dept, reason=_optional(form, "reason")),
+    Action.RESOLVE: lambda lc, tid, actor, form, dept: lc.resolve(
+        tid, actor, _field(form, "note", "the handling note (办理情况)"), photo=_photo(form), as_department=dept),
+}
+RUNNERS: dict[Action, Runner] = {
     Action.ASSIGN: lambda lc, tid, actor, form: lc.assign(
         tid, _field(form, "department", "a department"), actor, _optional(form, "reason")),
     Action.REASSIGN: lambda lc, tid, actor, form: lc.reassign(
@@ -109,12 +156,28 @@ RUNNERS: dict[Action, Callable[[Lifecycle, str, str, dict[str, str]], Transition
 }
 
 
-def act(lifecycle: Lifecycle, ticket_id: str, action: str, actor: str, form: dict[str, str]) -> TransitionResult:
-    """Run one desk action; raises DeskFormError for a bad form and the lifecycle's errors for the rest."""
-    try:
-        chosen = Action(action)
-    except ValueError:
-        chosen = None
-    if chosen not in RUNNERS or chosen is None:
-        raise DeskFormError(f"unknown action '{action}' (one of: {', '.join(a.value for a in DESK_ACTIONS)})")
+def act(desk: Desk, lifecycle: Lifecycle, ticket_id: str, action: str, actor: str, form: dict[str, str],
+        department: str | None = None) -> TransitionResult:
+    """Run one of the desk's actions; raises DeskFormError for a bad form and the lifecycle's errors for the rest."""
+    chosen = next((a for a in desk.actions if a.value == action), None)
+    if chosen is None:
+        raise DeskFormError(f"unknown action '{action}' (one of: {', '.join(a.value for a in desk.actions)})")
+    if desk.for_department:
+        if not department:
+            raise DeskFormError("this user belongs to no department")
+        return DEPARTMENT_RUNNERS[chosen](lifecycle, ticket_id, actor, form, department)
     return RUNNERS[chosen](lifecycle, ticket_id, actor, form)
+
+
+def department_queue(store: TicketStore, department: str, limit: int = 100) -> tuple[list[Ticket], list[Ticket]]:
+    """The department's open work (escalated first, then soonest deadline) and its latest handled tickets."""
+    working = [TicketStatus.DISPATCHED.value, TicketStatus.ACCEPTED.value, TicketStatus.IN_PROGRESS.value]
+    handled = [TicketStatus.RESOLVED.value, TicketStatus.VERIFIED.value, TicketStatus.CLOSED.value]
+    with store.session() as session:
+        queue = list(session.scalars(
+            select(Ticket).where(Ticket.department == department, Ticket.status.in_(working))
+            .order_by(Ticket.escalation_level.desc(), Ticket.deadline_at, Ticket.id).limit(limit)))
+        done = list(session.scalars(
+            select(Ticket).where(Ticket.department == department, Ticket.status.in_(handled))
+            .order_by(Ticket.updated_at.desc(), Ticket.id).limit(10)))
+    return queue, done

@@ -7,6 +7,7 @@ $TMPDIR/console-screens/. Needs the `playwright` package and /usr/bin/chromium (
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import tempfile
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import select
 
+from api.users import add_user
 from classifiers.assist_store import AssistStore
 from classifiers.service import TextIntelligence
 from consoles.models import DirectAnswer
@@ -31,6 +33,7 @@ from .conftest import (
     LiveServer,
     build_console_app,
     edited_department_table,
+    jpeg_snapshot,
     remember_open_ticket,
     seed_tickets,
     start_server,
@@ -277,6 +280,27 @@ def test_manager_dispatches_from_the_queue_escalates_and_records_the_callback(
         page.goto(f"{server.url}/console/manager")
         assert page.locator("#dispatch-queue").get_by_text(ids["manual"]).count() == 0
         page.context.close()
+
+        # the department the manager chose works the ticket: accept, start, resolve with a photo
+        made.tokens["city-mgmt"] = add_user(made.store, "city-mgmt", "department", department="A3区城市管理局")[1]
+        desk = open_page(browser, server, "city-mgmt", "/console/department")
+        desk.locator("#department-queue").get_by_role("link", name=ids["manual"]).click()
+        desk.click("[data-testid=do-accept]")
+        desk.locator("[data-testid=done]").wait_for()
+        desk.click("[data-testid=do-start]")
+        desk.locator("[data-testid=done]").wait_for()
+        photo = tmp_path / "after.jpg"
+        photo.write_bytes(base64.b64decode(jpeg_snapshot()))
+        desk.fill("#resolve-note", "已清运，并安排每日巡查")
+        desk.set_input_files("#resolve-photo", str(photo))
+        desk.wait_for_function("document.getElementById('resolve-photo-data').value.length > 1000")
+        desk.click("[data-testid=do-resolve]")
+        desk.locator("[data-testid=done]").wait_for()
+        assert "已办结" in desk.locator(".page-head").inner_text()
+        shown = desk.locator("#ticket-facts img")
+        assert shown.evaluate("img => img.complete && img.naturalWidth") == 320
+        screenshot(desk, "department-ticket-resolved")
+        desk.context.close()
     finally:
         server.stop()
         made.bus.close()

@@ -108,3 +108,59 @@ def test_the_desk_is_for_managers_and_offers_the_directory_of_the_tickets_place(
     choices = department_choices(directory, "A3区")
     assert "A3区城市管理局" in choices and all(c.startswith(("A3区", "A市")) for c in choices)
     assert department_choices(None, "A3区") == []
+
+
+def test_a_department_works_its_queue_accepts_returns_and_resolves_with_a_photo(console_app: ConsoleApp,
+                                                                               client: TestClient) -> None:
+    import base64
+
+    from api.users import add_user
+
+    from .conftest import jpeg_snapshot
+
+    ids = seed_tickets(console_app)
+    ticket = console_app.store.get(ids["overdue"])
+    assert ticket is not None and ticket.department
+    department = ticket.department
+    token = add_user(console_app.store, "wang", "department", department=department)[1]
+    login(client, token)
+    page = client.get("/console/department").text
+    queue = page.split('id="department-queue"')[1].split("</table>")[0]
+    assert ids["overdue"] in queue and ids["escalated"] in queue and ids["open"] not in queue  # another dept's
+    assert queue.index(ids["escalated"]) < queue.index(ids["overdue"])  # 督办 first
+    assert client.get("/console/manager").status_code == 403
+    assert client.get(f"/console/department/tickets/{ids['open']}").status_code == 404  # not theirs
+    csrf = csrf_token(token)
+
+    def post(ticket_id: str, action: str, **fields: str) -> Any:
+        return client.post(f"/console/department/tickets/{ticket_id}/{action}", data={"csrf": csrf, **fields},
+                           follow_redirects=False)
+
+    assert post(ids["open"], "accept").status_code == 404
+    assert post(ids["overdue"], "assign", department="x").status_code == 422  # a manager's action
+    no_reason = post(ids["escalated"], "return")
+    assert no_reason.status_code == 422 and "退单理由" in no_reason.text
+    assert post(ids["escalated"], "return", reason="路灯归路灯管理所").status_code == 303
+    returned = console_app.store.get(ids["escalated"])
+    assert returned is not None and returned.status == TicketStatus.RETURNED.value
+
+    assert post(ids["overdue"], "accept").status_code == 303
+    assert post(ids["overdue"], "start").status_code == 303
+    page = client.get(f"/console/department/tickets/{ids['overdue']}").text
+    assert 'id="form-resolve"' in page and 'id="form-accept"' not in page and "ticket.js" in page
+    bad_photo = post(ids["overdue"], "resolve", note="已清运", photo_base64="not base64!")
+    assert bad_photo.status_code == 422 and "base64" in bad_photo.text
+    png_named_jpeg = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
+    wrong_type = post(ids["overdue"], "resolve", note="已清运", photo_base64=png_named_jpeg,
+                      photo_content_type="image/jpeg")
+    assert wrong_type.status_code == 422 and "image/png, not image/jpeg" in wrong_type.text
+    resolved = post(ids["overdue"], "resolve", note="已清运并消毒", photo_base64=jpeg_snapshot(),
+                    photo_content_type="image/jpeg")
+    assert resolved.status_code == 303
+    after = client.get(resolved.headers["location"]).text
+    assert "已清运并消毒" in after and "办结照片" in after
+    photo = after.split(f'/console/department/tickets/{ids["overdue"]}/attachments/')[1].split('"')[0]
+    image = client.get(f"/console/department/tickets/{ids['overdue']}/attachments/{photo}")
+    assert image.status_code == 200 and image.content.startswith(b"\xff\xd8")
+    done = client.get("/console/department").text.split('id="department-done"')[1]
+    assert ids["overdue"] in done
