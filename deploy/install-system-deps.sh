@@ -6,6 +6,7 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
 [ -x /usr/bin/chromium ] || need+=(chromium)                  # browser tests of the consoles
+command -v openssl >/dev/null || need+=(openssl)                 # test certificates for the Kafka TLS settings
 fc-list 2>/dev/null | grep -qi "noto.*cjk" || need+=(fonts-noto-cjk)  # Chinese glyphs in the pages
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

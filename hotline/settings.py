@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,6 +31,31 @@ class KafkaSettings(BaseModel):
     # Kafka-protocol brokers that misreport end offsets (e.g. Tansu) need batches of one.
     producer_max_batch_size: int = 16_384
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = Field(None, description="Give it by env var (HOTLINE_KAFKA__SASL_PASSWORD).")
+    ssl_cafile: Path | None = Field(None, description="PEM bundle of the CAs to trust (default: the system's).")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for brokers that ask for one.")
+    ssl_keyfile: Path | None = Field(None, description="The client certificate's private key (PEM).")
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL")
+        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism, sasl_username and "
+                             "sasl_password")
+        if not sasl and (self.sasl_mechanism or self.sasl_username or self.sasl_password):
+            raise ValueError(f"SASL settings are given but security_protocol is {self.security_protocol}")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        if not tls and (self.ssl_cafile or self.ssl_certfile):
+            raise ValueError(f"TLS files are given but security_protocol is {self.security_protocol}")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
 
 
 class LimitSettings(BaseModel):

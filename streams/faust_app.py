@@ -16,7 +16,6 @@ Kafka-protocol brokers such as Tansu misreport) and no web server is started.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,9 +23,9 @@ from typing import Any
 import faust
 import structlog
 
-from hotline.settings import Settings
+from hotline.settings import KafkaSettings, Settings
 from streams.codec import encode
-from streams.kafka import DEFAULT_MAX_REQUEST_BYTES
+from streams.kafka import DEFAULT_MAX_REQUEST_BYTES, tls_context
 from streams.processing import process_raw
 from streams.stage import Output, Stage
 
@@ -42,7 +41,7 @@ def make_faust_app(settings: Settings, stages: Sequence[Stage]) -> faust.App:
     app = faust.App(
         kafka.app_id,
         broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",") if server.strip()],
-        broker_credentials=_credentials(kafka.security_protocol),
+        broker_credentials=credentials(kafka),
         store="memory://",
         autodiscover=False,
         web_enabled=False,
@@ -83,15 +82,13 @@ def make_faust_app(settings: Settings, stages: Sequence[Stage]) -> faust.App:
     return app
 
 
-def _credentials(security_protocol: str) -> faust.SSLCredentials | None:
-    if security_protocol == "PLAINTEXT":
-        return None
-    if security_protocol == "SSL":
-        return faust.SSLCredentials(ssl.create_default_context())
-    raise ValueError(
-        f"security_protocol {security_protocol} needs SASL credentials, which the settings do not carry yet; "
-        "use PLAINTEXT or SSL"
-    )
+def credentials(kafka: KafkaSettings) -> faust.SSLCredentials | faust.SASLCredentials | None:
+    """faust's broker credentials for the configured protocol: TLS context and/or SASL user."""
+    context = tls_context(kafka)
+    if kafka.sasl_password is not None:
+        return faust.SASLCredentials(username=kafka.sasl_username, password=kafka.sasl_password.get_secret_value(),
+                                     ssl_context=context, mechanism=kafka.sasl_mechanism)
+    return faust.SSLCredentials(context) if context is not None else None
 
 
 def _add_agent(app: faust.App, settings: Settings, stage: Stage, executor: ThreadPoolExecutor) -> None:

@@ -11,8 +11,10 @@ alone (Tansu reports the base offset of the last batch + 1).
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -59,14 +61,37 @@ def bootstrap_list(kafka_settings: KafkaSettings) -> list[str]:
 
 
 def client_security(kafka_settings: KafkaSettings) -> dict[str, Any]:
-    """kafka-python connection options for the configured security protocol."""
-    protocol = kafka_settings.security_protocol
-    if protocol.startswith("SASL"):
-        raise ValueError(
-            f"security_protocol {protocol} needs SASL credentials, which the settings do not carry yet; "
-            "use PLAINTEXT or SSL"
-        )
-    return {"security_protocol": protocol}
+    """kafka-python connection options for the configured security protocol (TLS files, SASL credentials)."""
+    options: dict[str, Any] = {"security_protocol": kafka_settings.security_protocol}
+    if kafka_settings.uses_tls:
+        options["ssl_check_hostname"] = True
+        for option in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(kafka_settings, option)
+            if path is not None:
+                options[option] = str(_readable(path, option))
+    if kafka_settings.sasl_password is not None:
+        options.update(sasl_mechanism=kafka_settings.sasl_mechanism,
+                       sasl_plain_username=kafka_settings.sasl_username,
+                       sasl_plain_password=kafka_settings.sasl_password.get_secret_value())
+    return options
+
+
+def tls_context(kafka_settings: KafkaSettings) -> ssl.SSLContext | None:
+    """The TLS context for clients that take one (faust/aiokafka): system CAs or ssl_cafile, the client cert."""
+    if not kafka_settings.uses_tls:
+        return None
+    cafile = kafka_settings.ssl_cafile
+    context = ssl.create_default_context(cafile=str(_readable(cafile, "ssl_cafile")) if cafile else None)
+    if kafka_settings.ssl_certfile and kafka_settings.ssl_keyfile:
+        context.load_cert_chain(str(_readable(kafka_settings.ssl_certfile, "ssl_certfile")),
+                                str(_readable(kafka_settings.ssl_keyfile, "ssl_keyfile")))
+    return context
+
+
+def _readable(path: Path, option: str) -> Path:
+    if not path.is_file():
+        raise ValueError(f"kafka.{option}: no such file {path}")
+    return path
 
 
 def topic_max_message_bytes(topic: Topic, max_bytes: MaxBytes) -> int:
