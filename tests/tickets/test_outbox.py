@@ -3,10 +3,6 @@ commit delays the event but never loses it."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from contracts import TicketEvent, Topic
@@ -15,7 +11,7 @@ from streams.transport import Transport
 from tickets.lifecycle import Lifecycle
 from tickets.outbox import OutboxRelay
 
-from .test_lifecycle import A3, Loop, _loop
+from .conftest import A3, Loop
 
 
 class FlakyTransport(Transport):
@@ -34,14 +30,6 @@ class FlakyTransport(Transport):
 
     def close(self) -> None:
         pass
-
-
-@pytest.fixture
-def loop(tmp_path: Path, migrated_db: Path) -> Iterator[Loop]:
-    shutil.copy(migrated_db, tmp_path / "tickets.sqlite3")
-    made = _loop(f"sqlite:///{tmp_path / 'tickets.sqlite3'}", tmp_path / "journal.sqlite3", migrate=False)
-    yield made
-    made.bus.close()
 
 
 def _sequence(loop: Loop, ticket_id: str) -> list[tuple[str, int]]:
