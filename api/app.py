@@ -125,6 +125,7 @@ async def _relay_outbox(context: ApiContext, every_seconds: float) -> None:
     while True:
         await asyncio.sleep(every_seconds)
         await run_in_threadpool(relay.relay_quietly)
+        await run_in_threadpool(relay.prune)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

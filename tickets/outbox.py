@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from contracts import TicketEvent, Topic
@@ -27,6 +27,7 @@ from tickets.store import TicketStore
 
 log = structlog.get_logger(__name__)
 RELAY_BATCH = 500
+KEEP_PUBLISHED = timedelta(days=7)  # published events stay a while for inspection, then go
 
 
 def stage(session: Session, events: Iterable[TicketEvent], now: datetime) -> None:
@@ -71,6 +72,12 @@ class OutboxRelay:
         if failure is not None:
             raise failure
         return done
+
+    def prune(self, keep: timedelta = KEEP_PUBLISHED) -> int:
+        """Delete events published more than `keep` ago; returns how many."""
+        with self.store.session() as session, session.begin():
+            result = session.execute(delete(OutboxEvent).where(OutboxEvent.published_at < self._clock() - keep))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def relay_quietly(self) -> int:
         """`relay`, logging instead of raising: for callers whose own work is already committed."""

@@ -71,6 +71,20 @@ def test_a_broker_outage_keeps_the_transition_and_its_event_until_the_next_relay
     assert all(isinstance(e, TicketEvent) and e.ticket_id == ticket_id for e in events)
 
 
+def test_published_events_are_pruned_after_a_week_and_pending_ones_never(loop: Loop) -> None:
+    dying = Lifecycle(loop.store, None, clock=loop.clock)
+    first, second = loop.ticket(), loop.ticket()
+    dying.accept(first, "department:wang@" + A3)
+    relay = OutboxRelay(loop.store, loop.bus, clock=lambda: loop.clock.now)
+    assert relay.relay() == 1
+    dying.accept(second, "department:wang@" + A3)  # still pending
+    loop.clock.advance(days=6)
+    assert relay.prune() == 0
+    loop.clock.advance(days=2)
+    assert relay.prune() == 1 and relay.pending() == 1
+    assert relay.relay() == 1 and [e.transition for e in loop.events(second)] == ["accept"]
+
+
 def test_a_crash_after_the_commit_leaves_the_event_for_the_relay(loop: Loop) -> None:
     """A lifecycle without a transport stands for a process that died right after committing."""
     dying = Lifecycle(loop.store, None, clock=loop.clock)
