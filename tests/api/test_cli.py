@@ -62,3 +62,26 @@ def test_overdue_sweep_function(settings: Settings) -> None:
     finally:
         bus.close()
     assert event.transition == "escalate" and event.ticket_id == ticket_id
+
+
+def test_relay_events_publishes_what_a_crash_left_in_the_outbox(settings: Settings) -> None:
+    from hotline.cli import app
+    from tickets.lifecycle import Lifecycle
+
+    settings.data_dir.mkdir(parents=True)
+    store = open_store(settings)
+    decision = DispatchDecision(
+        decision_id="d2", source=Source.HOTLINE, source_event_id="call:crash", decided_at=datetime.now(UTC),
+        title="井盖缺失", description="路口井盖缺失", department=A3, priority=Priority.HIGH, deadline_hours=24,
+        rule_id="t", rules_version="test")
+    ticket_id = store.create_from_decision(decision).ticket.id
+    Lifecycle(store, None).accept(ticket_id, "department:wang@" + A3)  # committed, never published
+    result = CliRunner().invoke(app, ["tickets", "relay-events"])
+    assert result.exit_code == 0, result.output
+    assert "published 1 ticket event(s); 0 pending" in result.output
+    bus = open_embedded_bus(settings)
+    try:
+        [event] = [TicketEvent.model_validate_json(r.value) for r in bus.records(Topic.TICKETS)]
+    finally:
+        bus.close()
+    assert (event.ticket_id, event.transition) == (ticket_id, "accept")
