@@ -78,11 +78,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        relaying = asyncio.create_task(_relay_outbox(context, settings.outbox_relay_seconds))
+        loops = [asyncio.create_task(_relay_outbox(context, settings.outbox_relay_seconds))]
+        if settings.escalation_sweep_seconds > 0:
+            loops.append(asyncio.create_task(_sweep_overdue(context, settings.escalation_sweep_seconds)))
         yield
-        relaying.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relaying
+        for loop in loops:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
         if owned:
             transport.close()
 
@@ -126,6 +129,20 @@ async def _relay_outbox(context: ApiContext, every_seconds: float) -> None:
         await asyncio.sleep(every_seconds)
         await run_in_threadpool(relay.relay_quietly)
         await run_in_threadpool(relay.prune)
+
+
+async def _sweep_overdue(context: ApiContext, every_seconds: float) -> None:
+    """督办 without a cron: escalate overdue tickets to the level the policy says (idempotent, so replicas of
+    the API sweeping at once escalate each ticket once)."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            escalated = await run_in_threadpool(context.lifecycle.escalate_overdue)
+        except Exception:  # the database is away, say: try again next round
+            log.warning("escalation_sweep_failed", exc_info=True)
+            continue
+        if escalated:
+            log.info("escalation_sweep", escalated=[(r.ticket.id, r.ticket.escalation_level) for r in escalated])
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     rules_refresh_seconds: float = Field(5.0, gt=0, description="How often workers look for newly published rules.")
     outbox_relay_seconds: float = Field(5.0, gt=0, description=(
         "How often the API publishes ticket events left in the outbox (after a broker outage or a crash)."))
+    escalation_sweep_seconds: float = Field(600.0, ge=0, description=(
+        "How often the API escalates overdue tickets (督办); 0 turns it off (then cron "
+        "`hotline tickets escalate-overdue`)."))
     kafka: KafkaSettings = KafkaSettings()
     limits: LimitSettings = LimitSettings()
     classifier: ClassifierSettings = ClassifierSettings()

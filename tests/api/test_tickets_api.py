@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from api.users import UserError, add_user, authenticate, list_users, revoke_user, rotate_token
+from hotline.settings import REPO_ROOT, Settings
 
 from .conftest import A3, A5, Api
 
@@ -237,3 +240,21 @@ def test_users_and_tokens(api: Api, tmp_path: Path) -> None:
     assert authenticate(store, new_token) is None
     assert api.client.get("/api/me", headers={"Authorization": f"Bearer {new_token}"}).status_code == 401
     assert "zhang" not in {u.name for u in list_users(store)}
+
+
+def test_the_api_escalates_overdue_tickets_by_itself(make_api: Callable[..., Api], tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "sweeping", shared_dir=REPO_ROOT.parent / "shared",
+                        escalation_sweep_seconds=0.1)
+    api = make_api(settings)
+    late, on_time = api.ticket(deadline_hours=24), api.ticket(deadline_hours=72)
+    api.clock.advance(hours=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ticket = api.store.get(late)
+        if ticket is not None and ticket.escalation_level:
+            break
+        time.sleep(0.05)
+    ticket, other = api.store.get(late), api.store.get(on_time)
+    assert ticket is not None and ticket.escalation_level == 1
+    assert other is not None and other.escalation_level == 0
+    assert [e.transition for e in api.events(late)] == ["escalate"]  # relayed once, not once per sweep
