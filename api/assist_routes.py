@@ -16,7 +16,7 @@ the app is built; without it /api/assist answers 503.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -145,7 +145,7 @@ def assist(
     preview = DispatchPreview(
         department=decision.department, co_handlers=list(decision.co_handlers), priority=decision.priority,
         deadline_hours=decision.deadline_hours, deadline_working_days=decision.deadline_working_days,
-        deadline_at=decision.deadline_at or decision.decided_at + timedelta(hours=decision.deadline_hours),
+        deadline_at=decision.due_at,
         direct_answer_allowed=decision.direct_answer_allowed,
         rule_id=decision.rule_id, rules_version=decision.rules_version, manual_reason=decision.manual_reason)
     return AssistOut(**assisted.model_dump(), dispatch_preview=preview)

@@ -222,21 +222,6 @@ def camera_snapshot(request: Request, ticket_id: str) -> Response:
     return Response(data, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
-@console_router.get("/console/manager/tickets/{ticket_id}")
-def manager_ticket_page(request: Request, ticket_id: str, done: str | None = None) -> Response:
-    return _desk_page(request, MANAGER_DESK, auth.MANAGER_ROLES, ticket_id, done)
-
-
-@console_router.post("/console/manager/tickets/{ticket_id}/{action}")
-async def manager_ticket_action(request: Request, ticket_id: str, action: str) -> Response:
-    return await _desk_action(request, MANAGER_DESK, auth.MANAGER_ROLES, ticket_id, action)
-
-
-@console_router.get("/console/manager/tickets/{ticket_id}/attachments/{attachment_id}")
-def manager_ticket_attachment(request: Request, ticket_id: str, attachment_id: int) -> Response:
-    return _desk_attachment(request, MANAGER_DESK, auth.MANAGER_ROLES, ticket_id, attachment_id)
-
-
 # ---- department (承办单位) -----------------------------------------------------------------------------------
 @console_router.get("/console/department")
 def department_page(request: Request) -> Response:
@@ -245,21 +230,6 @@ def department_page(request: Request) -> Response:
         return principal
     queue, done = department_queue(_context(request).store, principal.department or "")
     return _render(request, "department.html", principal, queue=queue, done=done, now=_context(request).clock())
-
-
-@console_router.get("/console/department/tickets/{ticket_id}")
-def department_ticket_page(request: Request, ticket_id: str, done: str | None = None) -> Response:
-    return _desk_page(request, DEPARTMENT_DESK, auth.DEPARTMENT_ROLES, ticket_id, done)
-
-
-@console_router.post("/console/department/tickets/{ticket_id}/{action}")
-async def department_ticket_action(request: Request, ticket_id: str, action: str) -> Response:
-    return await _desk_action(request, DEPARTMENT_DESK, auth.DEPARTMENT_ROLES, ticket_id, action)
-
-
-@console_router.get("/console/department/tickets/{ticket_id}/attachments/{attachment_id}")
-def department_ticket_attachment(request: Request, ticket_id: str, attachment_id: int) -> Response:
-    return _desk_attachment(request, DEPARTMENT_DESK, auth.DEPARTMENT_ROLES, ticket_id, attachment_id)
 
 
 # ---- the ticket desks ---------------------------------------------------------------------------------------
@@ -305,6 +275,24 @@ def _desk_attachment(request: Request, desk: Desk, roles: tuple[Role, ...], tick
     return Response(found.data, media_type=found.content_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
+def _mount_desk(desk: Desk, roles: tuple[Role, ...]) -> None:
+    """The desk's routes: {base}/tickets/{id}, the actions posted to it, and its photos."""
+
+    def page(request: Request, ticket_id: str, done: str | None = None) -> Response:
+        return _desk_page(request, desk, roles, ticket_id, done)
+
+    async def action(request: Request, ticket_id: str, action: str) -> Response:
+        return await _desk_action(request, desk, roles, ticket_id, action)
+
+    def photo(request: Request, ticket_id: str, attachment_id: int) -> Response:
+        return _desk_attachment(request, desk, roles, ticket_id, attachment_id)
+
+    console_router.add_api_route(f"{desk.base}/tickets/{{ticket_id}}", page, methods=["GET"])
+    console_router.add_api_route(f"{desk.base}/tickets/{{ticket_id}}/{{action}}", action, methods=["POST"])
+    console_router.add_api_route(f"{desk.base}/tickets/{{ticket_id}}/attachments/{{attachment_id}}", photo,
+                                 methods=["GET"])
+
+
 def _done_label(done: str | None) -> str | None:
     try:
         return ACTION_LABELS.get(Action(done)) if done else None
@@ -328,6 +316,10 @@ def _ticket_desk(request: Request, principal: Principal, desk: Desk, ticket_id: 
     return _render(request, "ticket.html", principal, status_code=code, view=view, base=desk.base,
                    ticket_id=ticket_id, done=_done_label(done), problem=problem, labels=ACTION_LABELS,
                    form=form or {})
+
+
+_mount_desk(MANAGER_DESK, auth.MANAGER_ROLES)
+_mount_desk(DEPARTMENT_DESK, auth.DEPARTMENT_ROLES)
 
 
 # ---- analyst ---------------------------------------------------------------------------------------------------

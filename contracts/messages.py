@@ -6,6 +6,7 @@ so a producer on a newer schema is noticed instead of being half-read.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -263,6 +264,11 @@ class DispatchDecision(Message):
 
     def key(self) -> str | None:
         return self.district or self.source_event_id
+
+    @property
+    def due_at(self) -> datetime:
+        """The deadline: the rules' computed due time (working days), else decided_at + deadline_hours."""
+        return self.deadline_at or self.decided_at + timedelta(hours=self.deadline_hours)
 
 
 class TicketEvent(Message):

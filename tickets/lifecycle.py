@@ -265,7 +265,7 @@ class Lifecycle:
                                     f"absorbed duplicate {child.id}: {reason}", {"child_ticket_id": child.id})
             events = [ticket_event(child, child_t), ticket_event(parent, parent_t)]
             outbox.stage(session, events, now)
-        self._publish()
+        self._relay_outbox()
         return TransitionResult(child, [child_t, parent_t], events)
 
     # ---- department ---------------------------------------------------------------------------------------
@@ -359,7 +359,7 @@ class Lifecycle:
                 transition.details = {**(transition.details or {}), "photo_attachment_id": attachment_id}
             events = [ticket_event(ticket, transition)]
             outbox.stage(session, events, now)
-        self._publish()
+        self._relay_outbox()
         return TransitionResult(ticket, [transition], events, attachment_id)
 
     def _load(self, session: Session, ticket_id: str, as_department: str | None = None) -> Ticket:
@@ -395,7 +395,7 @@ class Lifecycle:
         session.flush()
         return transition
 
-    def _publish(self) -> None:
+    def _relay_outbox(self) -> None:
         if self.relay is not None:
             self.relay.relay_quietly()
 

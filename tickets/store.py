@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select
@@ -140,8 +140,7 @@ def _new_ticket(decision: DispatchDecision) -> tuple[Ticket, list[TicketTransiti
         co_handlers=list(decision.co_handlers),
         priority=decision.priority.value,
         status=status.value,
-        deadline_at=(decision.deadline_at or decision.decided_at + timedelta(hours=decision.deadline_hours)
-                     ).astimezone(UTC),  # SQLite keeps no zone: store UTC
+        deadline_at=decision.due_at.astimezone(UTC),  # SQLite keeps no zone: store UTC
         created_at=now,
         updated_at=now,
         rule_id=decision.rule_id,

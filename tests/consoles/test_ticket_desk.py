@@ -15,9 +15,14 @@ from .conftest import ConsoleApp, seed_tickets
 from .test_pages import login
 
 
+def _post_as(client: TestClient, token: str, desk: str, ticket_id: str, action: str, **fields: str) -> Any:
+    """Post a desk form with the session's CSRF token, the way the page does."""
+    data = {"csrf": csrf_token(token), **fields}
+    return client.post(f"/console/{desk}/tickets/{ticket_id}/{action}", data=data, follow_redirects=False)
+
+
 def _post(client: TestClient, made: ConsoleApp, ticket_id: str, action: str, **fields: str) -> Any:
-    data = {"csrf": csrf_token(made.tokens["manager"]), **fields}
-    return client.post(f"/console/manager/tickets/{ticket_id}/{action}", data=data, follow_redirects=False)
+    return _post_as(client, made.tokens["manager"], "manager", ticket_id, action, **fields)
 
 
 def test_the_dispatch_queue_lists_manual_and_returned_tickets_and_links_each_ticket(console_app: ConsoleApp,
@@ -130,11 +135,9 @@ def test_a_department_works_its_queue_accepts_returns_and_resolves_with_a_photo(
     assert queue.index(ids["escalated"]) < queue.index(ids["overdue"])  # 督办 first
     assert client.get("/console/manager").status_code == 403
     assert client.get(f"/console/department/tickets/{ids['open']}").status_code == 404  # not theirs
-    csrf = csrf_token(token)
 
     def post(ticket_id: str, action: str, **fields: str) -> Any:
-        return client.post(f"/console/department/tickets/{ticket_id}/{action}", data={"csrf": csrf, **fields},
-                           follow_redirects=False)
+        return _post_as(client, token, "department", ticket_id, action, **fields)
 
     assert post(ids["open"], "accept").status_code == 404
     assert post(ids["overdue"], "assign", department="x").status_code == 422  # a manager's action
