@@ -1,8 +1,9 @@
-"""Camera detector speed on CPU: the serving ONNX path (onnxruntime) vs ultralytics' own predict() on the same frames.
+"""Camera detector speed: the serving ONNX path (onnxruntime) vs ultralytics' own predict() on the same frames.
 
     python -m bench.vision_bench                        # project venv: ONNX path only
     PYTHONPATH=. /work/scratch/vision/.venv/bin/python -m bench.vision_bench --pt vision/models/urban-yolo.pt
                                                         # training venv (torch + ultralytics): both paths
+    python -m bench.vision_bench --images DIR --pt W.pt --device 0   # on a GPU machine, frames from a folder
 
 Frames are held-out images of the shared vision sets, decoded beforehand (decoding is not timed). The ONNX figures
 include letterboxing, the onnxruntime run and decoding + NMS (OnnxYoloDetector.detect, as the camera stage calls it);
@@ -56,7 +57,15 @@ def measure(name: str, call: Callable[[list[Image.Image]], Any], frames: list[Im
             "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99))}
 
 
-def ultralytics_predict(weights: Path, imgsz: int) -> Callable[[list[Image.Image]], Any]:
+def folder_frames(folder: Path, count: int) -> list[Image.Image]:
+    frames = []
+    for path in sorted(folder.iterdir())[:count]:
+        with Image.open(path) as image:
+            frames.append(image.convert("RGB"))
+    return frames
+
+
+def ultralytics_predict(weights: Path, imgsz: int, device: str) -> Callable[[list[Image.Image]], Any]:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     import importlib
 
@@ -64,7 +73,7 @@ def ultralytics_predict(weights: Path, imgsz: int) -> Callable[[list[Image.Image
     model = ultralytics.YOLO(str(weights))
 
     def call(chunk: list[Image.Image]) -> Any:
-        return model.predict(chunk, imgsz=imgsz, conf=0.25, iou=0.5, device="cpu", verbose=False)
+        return model.predict(chunk, imgsz=imgsz, conf=0.25, iou=0.5, device=device, verbose=False)
 
     return call
 
@@ -74,17 +83,20 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=REPO_ROOT / "vision" / "models" / "urban-yolo.onnx")
     parser.add_argument("--pt", type=Path, default=None, help="also time ultralytics predict() on this .pt")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--images", type=Path, default=None, help="take the frames from this folder instead")
+    parser.add_argument("--device", default="cpu", help='where ultralytics predicts: "cpu" or a GPU index')
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
 
-    frames = held_out_frames(args.data, args.frames)
+    frames = folder_frames(args.images, args.frames) if args.images else held_out_frames(args.data, args.frames)
     detector = OnnxYoloDetector(args.model)
     rows = [measure("onnxruntime", detector.detect, frames, batch) for batch in args.batches]
     if args.pt:
-        predict = ultralytics_predict(args.pt, detector.input_size)
+        predict = ultralytics_predict(args.pt, detector.input_size, args.device)
         rows += [measure("ultralytics", predict, frames, batch) for batch in args.batches]
-    print(f"{len(frames)} held-out frames, imgsz {detector.input_size}, CPU cores: {os.cpu_count()}")
+    print(f"{len(frames)} held-out frames, imgsz {detector.input_size}, CPU cores: {os.cpu_count()}, "
+          f"onnxruntime providers: {detector.providers}, ultralytics device: {args.device}")
     print(f"{'path':<12} {'batch':>5} {'frames/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for row in rows:
         print(f"{row['path']:<12} {row['batch']:>5} {row['fps']:>9.1f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f}")

@@ -63,6 +63,11 @@ class OnnxYoloDetector:
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
 
+    @property
+    def providers(self) -> list[str]:
+        """The onnxruntime execution providers this session runs on, in priority order."""
+        return list(self._session.get_providers())
+
     def detect(self, images: list[Image.Image]) -> list[list[Detection]]:
         if not images:
             return []

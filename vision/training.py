@@ -118,6 +118,37 @@ def assemble_dataset(shared_vision_dir: Path, out_dir: Path, fraction: float = H
     return result
 
 
+def compact_dataset(dataset_dir: Path, out_dir: Path, max_side: int = 480, quality: int = 60,
+                    val_every: int = 6) -> Path:
+    """A small copy of an assembled dataset to carry to a GPU machine (the device tool takes 64 MiB).
+
+    Images are shrunk to `max_side` and stored as WebP; the validation split keeps every `val_every`-th image
+    (enough for ultralytics' per-epoch figures; the full held-out split is evaluated afterwards, at full size).
+    """
+    from PIL import Image
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    for split in ("train", "val"):
+        images = list_images(dataset_dir / split)
+        if split == "val":
+            images = images[::val_every]
+        (out_dir / split / "images").mkdir(parents=True)
+        (out_dir / split / "labels").mkdir(parents=True)
+        for path in images:
+            with Image.open(path) as image:
+                small = image.convert("RGB")
+                small.thumbnail((max_side, max_side))
+                small.save(out_dir / split / "images" / f"{path.stem}.webp", "WEBP", quality=quality)
+            label = dataset_dir / split / "labels" / f"{path.stem}.txt"
+            if label.exists():
+                shutil.copy(label, out_dir / split / "labels" / label.name)
+    shutil.copy(dataset_dir / "train" / "classes.yaml", out_dir / "classes.yaml")
+    lines = (dataset_dir / "data.yaml").read_text(encoding="utf-8").splitlines()
+    (out_dir / "data.yaml").write_text("\n".join(line for line in lines if not line.startswith("path:")) + "\n",
+                                       encoding="utf-8")  # no path: ultralytics resolves splits beside the yaml
+    return out_dir / "data.yaml"
+
+
 def _class_remap(source: str, names: list[str]) -> dict[int, int]:
     mapping = SOURCE_CLASS_MAP.get(source)
     if mapping is None:
@@ -260,17 +291,19 @@ class TrainConfig:
     freeze: int | None = None  # freeze the first N layers (10 = the YOLOv8 backbone)
     cache: str = "ram"
     seed: int = 0
+    device: str = "cpu"  # "0" trains on the first GPU, with mixed precision
     extra: dict[str, Any] = field(default_factory=dict)  # any other ultralytics train argument
 
 
 def train_detector(data_yaml: Path, runs_dir: Path, name: str, config: TrainConfig = TrainConfig(),
                    config_dir: Path | None = None) -> Path:
-    """Train with ultralytics on CPU; returns the best .pt. Needs the training venv."""
+    """Train with ultralytics (CPU by default, `config.device="0"` for a GPU); returns the best .pt."""
     configure_ultralytics_offline(config_dir or runs_dir.parent / "ultralytics-config")
     model = _lazy("ultralytics").YOLO(config.model)
     args: dict[str, Any] = {
         "data": str(data_yaml), "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
-        "workers": config.workers, "cache": config.cache, "seed": config.seed, "device": "cpu", "amp": False,
+        "workers": config.workers, "cache": config.cache, "seed": config.seed, "device": config.device,
+        "amp": config.device != "cpu",
         "project": str(runs_dir), "name": name, "exist_ok": True, "plots": False, "deterministic": False,
         "val": True, "verbose": True,
     }
@@ -322,30 +355,45 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=None, help="time box: ultralytics fits the schedule to it")
     parser.add_argument("--warmup-epochs", type=float, default=1.0)
     parser.add_argument("--mosaic", type=float, default=0.0, help="short CPU runs converge faster without mosaic")
+    parser.add_argument("--close-mosaic", type=int, default=0, help="train the last N epochs without mosaic")
     parser.add_argument("--fraction", type=float, default=1.0, help="train on this fraction (timing runs)")
     parser.add_argument("--recalibrate", action="store_true", help="re-estimate BatchNorm statistics before export")
     parser.add_argument("--export", type=Path, default=None, help="write the ONNX here after training")
     parser.add_argument("--assemble-only", action="store_true")
+    parser.add_argument("--compact-to", type=Path, default=None,
+                        help="after assembling, write a small WebP copy here (for a GPU machine) and stop")
+    parser.add_argument("--dataset", type=Path, default=None,
+                        help="an assembled dataset folder (with data.yaml) to train on instead of assembling one")
+    parser.add_argument("--device", default="cpu", help='"cpu", or a GPU index such as "0"')
+    parser.add_argument("--workers", type=int, default=2, help="data-loading processes (ultralytics uses 0 on CPU)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    dataset = assemble_dataset(args.shared, args.work / "dataset")
-    log.info("dataset:\n%s", dataset.summary())
+    if args.dataset:
+        data_yaml = args.dataset / "data.yaml"
+    else:
+        dataset = assemble_dataset(args.shared, args.work / "dataset")
+        log.info("dataset:\n%s", dataset.summary())
+        data_yaml = dataset.data_yaml
+    if args.compact_to:
+        log.info("compact copy: %s", compact_dataset(data_yaml.parent, args.compact_to))
+        return
     if args.assemble_only:
         return
     model = args.model
     if args.init_from:
         model = str(init_from_larger(args.model, args.init_from, args.work / "weights" / f"{args.name}-init.pt"))
-    extra: dict[str, Any] = {"warmup_epochs": args.warmup_epochs, "mosaic": args.mosaic, "close_mosaic": 0}
+    extra: dict[str, Any] = {"warmup_epochs": args.warmup_epochs, "mosaic": args.mosaic,
+                             "close_mosaic": args.close_mosaic}
     if args.fraction < 1:
         extra["fraction"] = args.fraction
     if args.hours:
         extra["time"] = args.hours
     config = TrainConfig(model=model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, freeze=args.freeze,
-                         extra=extra)
-    best = train_detector(dataset.data_yaml, args.work / "runs", args.name, config, args.work / "cfg")
+                         workers=args.workers, device=args.device, extra=extra)
+    best = train_detector(data_yaml, args.work / "runs", args.name, config, args.work / "cfg")
     final = best
     if args.recalibrate:  # helps a weight-selected model stopped after an epoch or two, not after four
-        final = recalibrate_batchnorm(best, dataset.root / "train" / "images",
+        final = recalibrate_batchnorm(best, data_yaml.parent / "train" / "images",
                                       args.work / "weights" / f"{args.name}.pt", imgsz=args.imgsz)
     if args.export:
         export_onnx(final, args.export, imgsz=args.imgsz, config_dir=args.work / "cfg")
