@@ -1,9 +1,8 @@
 """Camera detector speed: the serving ONNX path (onnxruntime) vs ultralytics' own predict() on the same frames.
 
-    python -m bench.vision_bench                        # project venv: ONNX path only
-    PYTHONPATH=. /work/scratch/vision/.venv/bin/python -m bench.vision_bench --pt vision/models/urban-yolo.pt
-                                                        # training venv (torch + ultralytics): both paths
-    python -m bench.vision_bench --images DIR --pt W.pt --device 0   # on a GPU machine, frames from a folder
+    python -m bench.vision_bench                        # both paths on the CPU, committed weights
+    python -m bench.vision_bench --onnx-only            # where ultralytics is not installed
+    python -m bench.vision_bench --images DIR --device 0   # on a GPU machine, frames from a folder
 
 Frames are held-out images of the shared vision sets, decoded beforehand (decoding is not timed). The ONNX figures
 include letterboxing, the onnxruntime run and decoding + NMS (OnnxYoloDetector.detect, as the camera stage calls it);
@@ -81,7 +80,9 @@ def ultralytics_predict(weights: Path, imgsz: int, device: str) -> Callable[[lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=REPO_ROOT / "vision" / "models" / "urban-yolo.onnx")
-    parser.add_argument("--pt", type=Path, default=None, help="also time ultralytics predict() on this .pt")
+    parser.add_argument("--pt", type=Path, default=REPO_ROOT / "vision" / "models" / "urban-yolo.pt",
+                        help="the same model's ultralytics weights, timed with predict()")
+    parser.add_argument("--onnx-only", action="store_true", help="skip ultralytics predict()")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--images", type=Path, default=None, help="take the frames from this folder instead")
     parser.add_argument("--device", default="cpu", help='where ultralytics predicts: "cpu" or a GPU index')
@@ -92,7 +93,7 @@ def main() -> None:
     frames = folder_frames(args.images, args.frames) if args.images else held_out_frames(args.data, args.frames)
     detector = OnnxYoloDetector(args.model)
     rows = [measure("onnxruntime", detector.detect, frames, batch) for batch in args.batches]
-    if args.pt:
+    if not args.onnx_only:
         predict = ultralytics_predict(args.pt, detector.input_size, args.device)
         rows += [measure("ultralytics", predict, frames, batch) for batch in args.batches]
     print(f"{len(frames)} held-out frames, imgsz {detector.input_size}, CPU cores: {os.cpu_count()}, "
@@ -100,6 +101,11 @@ def main() -> None:
     print(f"{'path':<12} {'batch':>5} {'frames/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for row in rows:
         print(f"{row['path']:<12} {row['batch']:>5} {row['fps']:>9.1f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f}")
+    for batch in args.batches:
+        by_path = {row["path"]: row for row in rows if row["batch"] == batch}
+        if len(by_path) == 2:
+            ratio = by_path["onnxruntime"]["fps"] / by_path["ultralytics"]["fps"]
+            print(f"batch {batch}: ONNX / ultralytics throughput = {ratio:.2f}x")
 
 
 if __name__ == "__main__":
