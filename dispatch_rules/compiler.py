@@ -27,7 +27,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 import zen
@@ -228,45 +228,40 @@ def _yaml(bundle: RuleBundle, name: str, report: ValidationReport) -> Any:
         return None
 
 
+_Parsed = TypeVar("_Parsed")
+
+
 def _pydantic_errors(name: str, error: ValidationError, report: ValidationReport) -> None:
     for detail in error.errors():
         location = ".".join(str(part) for part in detail["loc"]) or None
         report.errors.append(RuleError(name, detail["msg"], field=location))
 
 
-def _load_manifest(bundle: RuleBundle, report: ValidationReport) -> Manifest | None:
-    data = _yaml(bundle, MANIFEST_FILE, report)
-    if data is None:
-        return None
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as error:
-        _pydantic_errors(MANIFEST_FILE, error, report)
-        return None
-
-
-def _load_directory(bundle: RuleBundle, name: str, report: ValidationReport) -> Directory | None:
+def _load_validated(bundle: RuleBundle, name: str, report: ValidationReport,
+                    parse: Callable[[Any], _Parsed]) -> _Parsed | None:
+    """Read one YAML file of the bundle and parse it; every problem lands in the report, named by file."""
     data = _yaml(bundle, name, report)
     if data is None:
         return None
     try:
-        return Directory(DirectorySpec.model_validate(data))
+        return parse(data)
     except ValidationError as error:
         _pydantic_errors(name, error, report)
         return None
+
+
+def _load_manifest(bundle: RuleBundle, report: ValidationReport) -> Manifest | None:
+    return _load_validated(bundle, MANIFEST_FILE, report, Manifest.model_validate)
+
+
+def _load_directory(bundle: RuleBundle, name: str, report: ValidationReport) -> Directory | None:
+    return _load_validated(bundle, name, report, lambda data: Directory(DirectorySpec.model_validate(data)))
 
 
 def _load_calendar(bundle: RuleBundle, name: str | None, report: ValidationReport) -> WorkCalendar | None:
     if name is None:
         return WorkCalendar()
-    data = _yaml(bundle, name, report)
-    if data is None:
-        return None
-    try:
-        return WorkCalendar.model_validate(data)
-    except ValidationError as error:
-        _pydantic_errors(name, error, report)
-        return None
+    return _load_validated(bundle, name, report, WorkCalendar.model_validate)
 
 
 def _load_taxonomy(bundle: RuleBundle, name: str, report: ValidationReport) -> dict[str, dict[str, list[str]]] | None:
