@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classifiers.calibration import fit_temperature
 from classifiers.data import read_labelled_csv, split_raw_held_out
 from classifiers.e5_model import E5_DIR_NAME, E5_MODEL_FILE
 from classifiers.metrics import EvalReport, evaluate
@@ -83,8 +84,6 @@ def train_head(encoder_onnx: Path, training_csv: Path, out: Path,
     `adapter` is the file the encoder was built with: its weight changes are copied into `out`, so that
     building from `out` gives the same encoder the head was fitted on.
     """
-    from scipy.optimize import minimize_scalar
-    from scipy.special import log_softmax
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
     from sklearn.model_selection import train_test_split
@@ -102,8 +101,7 @@ def train_head(encoder_onnx: Path, training_csv: Path, out: Path,
     best_c = max(scores, key=lambda c: scores[c])
     model = LogisticRegression(C=best_c, max_iter=3000).fit(x_tr, y_tr)
     logits = x_va @ model.coef_.T + model.intercept_
-    nll = lambda t: -log_softmax(logits / t, axis=1)[np.arange(len(y_va)), y_va].mean()  # noqa: E731
-    temperature = float(minimize_scalar(nll, bounds=(0.05, 20), method="bounded").x)
+    temperature = fit_temperature(logits, y_va)
     from classifiers.e5_build import adapter_arrays
 
     arrays: dict[str, np.ndarray] = {}

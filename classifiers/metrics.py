@@ -1,4 +1,5 @@
-"""Classification figures: accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+"""Classification figures: accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix and, given the
+probabilities, how well the confidence is calibrated and what each auto-dispatch threshold would route."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from classifiers.calibration import CalibrationReport, FloatArray, calibration_report
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class EvalReport:
     labels: list[str]
     confusion: list[list[int]]
     abstained: int = 0
+    calibration: CalibrationReport | None = None
 
     def as_text(self) -> str:
         lines = [f"n={self.n}  accuracy={self.accuracy:.4f}  macro-F1={self.macro_f1:.4f}"]
@@ -36,10 +40,15 @@ class EvalReport:
             lines.append(f"{c.label:<12}{c.precision:>10.3f}{c.recall:>10.3f}{c.f1:>10.3f}{c.support:>9d}")
         lines.append("confusion (rows = true, columns = predicted, order as above):")
         lines.extend("  " + " ".join(f"{v:>5d}" for v in row) for row in self.confusion)
+        if self.calibration is not None:
+            lines.append(self.calibration.as_text())
         return "\n".join(lines)
 
 
-def evaluate(true: list[str], predicted: list[str], labels: list[str]) -> EvalReport:
+def evaluate(true: list[str], predicted: list[str], labels: list[str],
+             probabilities: FloatArray | None = None, model_labels: list[str] | None = None) -> EvalReport:
+    """`probabilities` (columns in `model_labels` order) add the calibration figures, over the rows whose true
+    label the model knows."""
     precision, recall, f1, support = precision_recall_fscore_support(
         true, predicted, labels=labels, zero_division=0
     )
@@ -55,4 +64,16 @@ def evaluate(true: list[str], predicted: list[str], labels: list[str]) -> EvalRe
         per_class=per_class,
         labels=labels,
         confusion=np.asarray(matrix).astype(int).tolist(),
+        calibration=_calibration(true, probabilities, model_labels),
     )
+
+
+def _calibration(true: list[str], probabilities: FloatArray | None,
+                 model_labels: list[str] | None) -> CalibrationReport | None:
+    if probabilities is None or model_labels is None:
+        return None
+    known = [i for i, label in enumerate(true) if label in model_labels]
+    if not known:
+        return None
+    indices = np.array([model_labels.index(true[i]) for i in known])
+    return calibration_report(np.asarray(probabilities)[known], indices)

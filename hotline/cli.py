@@ -57,7 +57,7 @@ def _setup(settings: Settings, force: bool = False) -> None:
     upgrade_database(settings.resolved_database_url)
     console.print(f"ticket database ready: {settings.resolved_database_url}")
     model_path = settings.models_dir / BASELINE_MODEL_FILE
-    if model_path.exists() and not force:
+    if model_path.exists() and not force and BaselineClassifier.load(model_path).calibrated:
         console.print(f"baseline classifier present: {model_path}")
     else:
         training_csv = settings.hotline_data_dir / "messages_train.csv"
@@ -66,7 +66,7 @@ def _setup(settings: Settings, force: bool = False) -> None:
         classifier.save(model_path)
         console.print(f"trained {classifier.name}: {classifier.card.trained_on}")
         console.print(f"held-out raw rows: accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f} "
-                      f"(n={report.n})")
+                      f"(n={report.n}); confidence temperature {classifier.card.temperature:.3f}")
     _setup_e5(settings, force)
 
 
@@ -134,7 +134,8 @@ def eval_classify(
     predicted = [intent.labels[i] for i in probabilities.argmax(axis=1)]
     labels = sorted(set(intent.labels) | {r.label for r in rows})
     console.print(f"model {intent.name} on {data.name} ({len(rows)} rows)")
-    console.print(evaluate([r.label for r in rows], predicted, labels).as_text(), highlight=False)
+    report = evaluate([r.label for r in rows], predicted, labels, probabilities, list(intent.labels))
+    console.print(report.as_text(), highlight=False)
 
 
 def _e5(settings: Settings) -> E5IntentClassifier:
