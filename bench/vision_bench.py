@@ -28,13 +28,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]  # not hotline.settings: runs in
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "vision"
 
 
-def held_out_frames(data: Path, count: int) -> list[Image.Image]:
-    """`count` held-out frames, taken round-robin over the sets so every camera kind is in the mix."""
+def held_out_paths(data: Path, count: int) -> list[Path]:
+    """`count` held-out images, taken round-robin over the sets so every camera kind is in the mix."""
     per_set = [heldout_files(data / name) for name in SOURCE_CLASS_MAP if (data / name).exists()]
     paths = [p for group in zip(*per_set, strict=False) for p in group]
     paths += [p for group in per_set for p in group if p not in paths]
+    return [Path(p) for p in paths[:count]]
+
+
+def held_out_frames(data: Path, count: int) -> list[Image.Image]:
     frames = []
-    for path in paths[:count]:
+    for path in held_out_paths(data, count):
         with Image.open(path) as image:
             frames.append(image.convert("RGB"))
     return frames
@@ -54,6 +58,37 @@ def measure(name: str, call: Callable[[list[Image.Image]], Any], frames: list[Im
     total = time.perf_counter() - started
     return {"path": name, "batch": batch, "frames": len(frames), "fps": len(frames) / total,
             "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99))}
+
+
+def stage_throughput(model: Path, paths: list[Path], batch: int) -> dict[str, Any]:
+    """The camera stage as the pipeline runs it, on the embedded bus: decode, detect, track, snapshot, journal.
+    Frames go round-robin to the registry's cameras; frames/s over the whole run."""
+    import base64
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+
+    from contracts import CameraFrame, Topic
+    from streams import EmbeddedBus
+    from vision import CameraRegistry, make_detect_stage
+
+    registry = CameraRegistry.load(REPO_ROOT / "vision" / "cameras.yaml")
+    cameras = [camera.camera_id for camera in registry.cameras]
+    stage = make_detect_stage(registry, OnnxYoloDetector(model), 40_000_000, batch)
+    start = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as tmp:
+        bus = EmbeddedBus(Path(tmp) / "journal.sqlite3", lambda _topic: 8 * 1024 * 1024)
+        for index, path in enumerate(paths):
+            camera = cameras[index % len(cameras)]
+            bus.publish(Topic.FRAMES, CameraFrame(frame_id=f"{camera}.{index}", camera_id=camera,
+                                                  captured_at=start + timedelta(seconds=index),
+                                                  image=base64.b64encode(path.read_bytes())))
+        started = time.perf_counter()
+        bus.run_until_idle([stage])
+        total = time.perf_counter() - started
+        events = bus.count(Topic.CAMERA_EVENTS)
+        bus.close()
+    return {"batch": batch, "frames": len(paths), "cameras": len(cameras), "fps": len(paths) / total,
+            "events": events}
 
 
 def folder_frames(folder: Path, count: int) -> list[Image.Image]:
@@ -106,7 +141,13 @@ def main() -> None:
         if len(by_path) == 2:
             ratio = by_path["onnxruntime"]["fps"] / by_path["ultralytics"]["fps"]
             print(f"batch {batch}: ONNX / ultralytics throughput = {ratio:.2f}x")
-
+    if not args.images:
+        paths = held_out_paths(args.data, args.frames)
+        print("camera stage on the embedded bus (decode, detect, track, snapshot, journal):")
+        for batch in args.batches:
+            result = stage_throughput(args.model, paths, batch)
+            print(f"  batch {result['batch']:>2}: {result['fps']:.1f} frames/s over {result['frames']} frames from "
+                  f"{result['cameras']} cameras, {result['events']} event changes")
 
 if __name__ == "__main__":
     main()

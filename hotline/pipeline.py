@@ -85,7 +85,8 @@ def _detect_stage(settings: Settings) -> Stage | str:
                 "installed (train one with the camera-path commands)")
     detector = OnnxYoloDetector(model_path, score_threshold=settings.vision.score_threshold)
     registry = CameraRegistry.load(settings.cameras_file)
-    return make_detect_stage(registry, detector, settings.limits.max_frame_pixels)
+    batch_size = settings.vision.batch_size or (8 if "CUDAExecutionProvider" in detector.providers else 1)
+    return make_detect_stage(registry, detector, settings.limits.max_frame_pixels, batch_size)
 
 
 def open_embedded_bus(settings: Settings) -> EmbeddedBus:

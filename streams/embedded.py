@@ -18,7 +18,7 @@ import structlog
 
 from contracts import Topic
 from streams.codec import encode
-from streams.processing import process_raw
+from streams.processing import process_raw, process_raw_batch
 from streams.stage import Output, Stage
 from streams.transport import Transport
 
@@ -108,9 +108,16 @@ class EmbeddedBus(Transport):
     def step(self, stage: Stage) -> int:
         """Process one batch of a stage's input; returns how many messages it consumed."""
         records = self.read(stage.input_topic, self.committed_offset(stage.name, stage.input_topic), self._batch_size)
+        max_bytes = self._max_bytes(stage.input_topic)
+        if stage.batches:
+            for start in range(0, len(records), stage.max_batch):
+                chunk = records[start:start + stage.max_batch]
+                results = process_raw_batch(stage, [(r.value, r.key) for r in chunk], max_bytes)
+                for record, outputs in zip(chunk, results, strict=True):
+                    self._commit(stage, record.offset, outputs)
+            return len(records)
         for record in records:
-            outputs = process_raw(stage, record.value, record.key, self._max_bytes(stage.input_topic))
-            self._commit(stage, record.offset, outputs)
+            self._commit(stage, record.offset, process_raw(stage, record.value, record.key, max_bytes))
         return len(records)
 
     def run_until_idle(self, stages: Sequence[Stage], on_progress: Callable[[int], None] | None = None) -> int:

@@ -3,6 +3,9 @@
 Every record goes through `streams.processing.process_raw` (the same per-message logic as the embedded
 transport: decode, handle, dead-letter on failure). Its outputs are sent, and acknowledged by the broker,
 before the agent moves to the next record; faust acks a record only then, and commits only acked offsets.
+A batching stage (camera detection) takes up to `max_batch` records at once (`take_events`, waiting at most
+`kafka.batch_wait_seconds`) through `process_raw_batch`; the batch's records are acked after all its outputs
+are sent, so the guarantee is the same.
 That makes the worker at-least-once: a worker that dies re-delivers what it had not committed, and the
 ticket store creates one ticket per source event however often a decision is delivered.
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import faust
 import structlog
@@ -26,7 +29,7 @@ import structlog
 from hotline.settings import KafkaSettings, Settings
 from streams.codec import encode
 from streams.kafka import DEFAULT_MAX_REQUEST_BYTES, tls_context
-from streams.processing import process_raw
+from streams.processing import process_raw, process_raw_batch
 from streams.stage import Output, Stage
 
 log = structlog.get_logger(__name__)
@@ -111,7 +114,17 @@ def _add_agent(app: faust.App, settings: Settings, stage: Stage, executor: Threa
             # Awaited before the loop moves on: the record is acked (and later committed) only after this.
             await send(outputs)
 
-    app.agent(topic, name=f"stage-{stage.name}")(run_stage)
+    async def run_batched_stage(stream: faust.StreamT[bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        # take_events acks a batch's records only when the loop comes back for the next batch
+        wait = settings.kafka.batch_wait_seconds
+        batches = cast(faust.Stream[bytes], stream).take_events(stage.max_batch, within=wait)
+        async for events in batches:
+            records = [(e.value if isinstance(e.value, bytes) else b"", _key_text(e.key)) for e in events]
+            results = await loop.run_in_executor(executor, process_raw_batch, stage, records, max_bytes)
+            await send([output for outputs in results for output in outputs])
+
+    app.agent(topic, name=f"stage-{stage.name}")(run_batched_stage if stage.batches else run_stage)
 
 
 def _key_text(key: object) -> str | None:

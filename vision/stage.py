@@ -14,25 +14,50 @@ from streams.stage import Output, Stage
 from vision.detector import Detection, Detector
 from vision.events import CameraTracker, EventChange
 from vision.frames import open_frame
-from vision.registry import CameraRegistry
+from vision.registry import Camera, CameraRegistry
 
 
-def make_detect_stage(registry: CameraRegistry, detector: Detector, max_pixels: int) -> Stage:
+def make_detect_stage(registry: CameraRegistry, detector: Detector, max_pixels: int, batch_size: int = 8) -> Stage:
+    """Frames of any cameras are detected `batch_size` at a time; each camera's tracker sees its frames in order."""
     trackers: dict[str, CameraTracker] = {}
 
-    def handle(message: Message) -> Sequence[Output]:
-        assert isinstance(message, CameraFrame)
-        camera = registry.get(message.camera_id)
+    def checked(frame: CameraFrame) -> tuple[Camera, Image.Image]:
+        camera = registry.get(frame.camera_id)
         if camera is None:
-            raise Rejected("unknown_camera", f"camera {message.camera_id!r} is not in the camera registry")
-        image = open_frame(message.image, max_pixels)
-        detections = detector.detect([image])[0]
-        tracker = trackers.setdefault(camera.camera_id, CameraTracker(camera))
-        changes = tracker.update(detections, message.captured_at)
-        return [Output(Topic.CAMERA_EVENTS, _event(message, camera.district, camera.address, change,
-                                                   detector.name, image)) for change in changes]
+            raise Rejected("unknown_camera", f"camera {frame.camera_id!r} is not in the camera registry")
+        return camera, open_frame(frame.image, max_pixels)
 
-    return Stage(name="detect", input_topic=Topic.FRAMES, handle=handle)
+    def handle_batch(messages: Sequence[Message]) -> list[Sequence[Output] | Rejected]:
+        frames = [m for m in messages if isinstance(m, CameraFrame)]
+        assert len(frames) == len(messages)
+        checks: list[tuple[Camera, Image.Image] | Rejected] = []
+        for frame in frames:
+            try:
+                checks.append(checked(frame))
+            except Rejected as rejection:
+                checks.append(rejection)
+        images = [check[1] for check in checks if not isinstance(check, Rejected)]
+        detections = iter(detector.detect(images) if images else [])
+        results: list[Sequence[Output] | Rejected] = []
+        for frame, check in zip(frames, checks, strict=True):
+            if isinstance(check, Rejected):
+                results.append(check)
+                continue
+            camera, image = check
+            tracker = trackers.setdefault(camera.camera_id, CameraTracker(camera))
+            changes = tracker.update(next(detections), frame.captured_at)
+            results.append([Output(Topic.CAMERA_EVENTS, _event(frame, camera.district, camera.address, change,
+                                                               detector.name, image)) for change in changes])
+        return results
+
+    def handle(message: Message) -> Sequence[Output]:
+        (result,) = handle_batch([message])
+        if isinstance(result, Rejected):
+            raise result
+        return result
+
+    return Stage(name="detect", input_topic=Topic.FRAMES, handle=handle, handle_batch=handle_batch,
+                 max_batch=batch_size)
 
 
 def _event(frame: CameraFrame, district: str, address: str, change: EventChange, detector: str,

@@ -6,6 +6,7 @@ Each test uses its own topic prefix and consumer group on one module-wide broker
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import json
@@ -22,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from contracts import Channel, DeadLetter, HotlineTranscript, TicketEvent, Topic
+from contracts import CameraFrame, Channel, DeadLetter, HotlineTranscript, TicketEvent, Topic
+from hotline.ingest import ingest_frames
 from hotline.settings import REPO_ROOT, Settings
 from streams.broker import TansuBroker
 from streams.kafka import KafkaTransport, ensure_topics, read_topic
@@ -302,3 +304,37 @@ def test_bad_messages_are_dead_lettered_on_the_kafka_path(
     _wait_for(event_arrived, 30, "the ticket event")
     assert [event.source_event_id for event in events if event.transition == "create"] == [f"call:{good.call_id}"]
     assert {event.source_event_id for event in events} == {f"call:{good.call_id}"}
+
+
+def test_camera_frames_are_batched_into_events_and_tickets_on_the_kafka_path(
+    make_settings: Callable[..., Settings], broker: TansuBroker, workers: Workers, tmp_path: Path
+) -> None:
+    settings = _kafka_settings(make_settings, broker, tmp_path)
+    ensure_topics(settings.kafka, settings.kafka_topic, settings.max_message_bytes)
+    store = TicketStore(settings.resolved_database_url)
+    workers.start("solo", _worker_env(settings, HOTLINE_VISION__BATCH_SIZE="4"))
+    garbage = REPO_ROOT.parent / "shared" / "data" / "vision" / "garbage" / "images"
+    transport = KafkaTransport(settings.kafka, settings.kafka_topic)
+    try:
+        report = ingest_frames(transport, garbage, "cam-A3-0001", limit=12)  # the demo's frames
+        stranger = CameraFrame(frame_id="cam-nowhere.1", camera_id="cam-nowhere", captured_at=datetime.now(UTC),
+                               image=base64.b64encode((garbage / sorted(os.listdir(garbage))[0]).read_bytes()))
+        transport.publish(Topic.FRAMES, stranger)
+        transport.flush()
+    finally:
+        transport.close()
+    assert report.accepted == 12
+
+    letters: list[DeadLetter] = []
+
+    def dead_lettered() -> bool:
+        letters[:] = [DeadLetter.model_validate_json(value) for _, value in
+                      read_topic(settings.kafka, settings.kafka_topic, Topic.DEAD_LETTER, timeout_s=5)]
+        return bool(letters)
+
+    _wait_for(dead_lettered, 90, "the unknown camera's dead letter", lambda: workers.check_alive("solo"))
+    _wait_for(lambda: store.count() >= 2, 90, "the camera tickets", lambda: workers.check_alive("solo"))
+    assert [(letter.error_type, letter.stage) for letter in letters] == [("unknown_camera", "detect")]
+    tickets = store.source_event_counts()
+    assert len(tickets) == 2 and all(count == 1 for count in tickets.values())
+    assert all(source.startswith("camera-event:cam-A3-0001.") for source in tickets), tickets
