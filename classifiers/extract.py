@@ -139,6 +139,8 @@ def _ordinary_word(run: str, unit: re.Match[str]) -> bool:
     after = run[unit.end():unit.end() + 1]
     before = run[unit.start() - 1:unit.start()] if unit.start() else ""
     word = unit.group(0)
+    if word == "路" and before.isdigit():  # 1路, 202路: a bus line
+        return True
     return bool(after and after in _NOT_A_PLACE_AFTER.get(word, "")) or bool(
         before and before in _NOT_A_PLACE_BEFORE.get(word, ""))
 

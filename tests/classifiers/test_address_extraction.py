@@ -69,6 +69,7 @@ def test_addresses_of_hand_labelled_messages(gold_file: str, at_least: float, mo
     ("自2006年到菜花坪谭桥村开店", "菜花坪谭桥村"),
     ("户口薄复印件及家中子女城乡居保缴费登记卡", None),   # 城乡 is not a place
     ("这几天晚上小区路灯不亮", None),                      # 路灯, and a bare 小区 with no name
+    ("希望K6县的1路，2路公交车延迟收班时间", None),          # bus lines, not roads
 ])
 def test_address_boundaries(text: str, address: str | None) -> None:
     assert extract_place(text).address == address
