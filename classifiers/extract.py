@@ -88,8 +88,8 @@ def _best_address(text: str) -> str | None:
     if not candidates:
         return None
     # the most specific place; among equals the first (the title's, usually the subject of the message)
-    position = {id(c): i for i, c in enumerate(candidates)}
-    return max(candidates, key=lambda c: (c.score, -position[id(c)])).text
+    _, best = max(enumerate(candidates), key=lambda numbered: (numbered[1].score, -numbered[0]))
+    return best.text
 
 
 @dataclass(frozen=True)
