@@ -37,6 +37,8 @@ def make_detect_stage(registry: CameraRegistry, detector: Detector, max_pixels: 
             except Rejected as rejection:
                 checks.append(rejection)
         images = [check[1] for check in checks if not isinstance(check, Rejected)]
+        # the only call that may fail for the whole batch, before any tracker has moved: the transports then
+        # retry frame by frame without a frame being counted twice
         detections = iter(detector.detect(images) if images else [])
         results: list[Sequence[Output] | Rejected] = []
         for frame, check in zip(frames, checks, strict=True):
@@ -44,11 +46,18 @@ def make_detect_stage(registry: CameraRegistry, detector: Detector, max_pixels: 
                 results.append(check)
                 continue
             camera, image = check
-            tracker = trackers.setdefault(camera.camera_id, CameraTracker(camera))
-            changes = tracker.update(next(detections), frame.captured_at)
-            results.append([Output(Topic.CAMERA_EVENTS, _event(frame, camera.district, camera.address, change,
-                                                               detector.name, image)) for change in changes])
+            found = next(detections)
+            try:
+                results.append(track(frame, camera, image, found))
+            except Exception as exc:  # a bug on one frame must not replay the batch's tracker updates
+                results.append(Rejected("processing_error", f"detect: frame {frame.frame_id}: {exc!r}"))
         return results
+
+    def track(frame: CameraFrame, camera: Camera, image: Image.Image, found: list[Detection]) -> list[Output]:
+        tracker = trackers.setdefault(camera.camera_id, CameraTracker(camera))
+        changes = tracker.update(found, frame.captured_at)
+        return [Output(Topic.CAMERA_EVENTS, _event(frame, camera.district, camera.address, change, detector.name,
+                                                   image)) for change in changes]
 
     def handle(message: Message) -> Sequence[Output]:
         (result,) = handle_batch([message])

@@ -118,3 +118,43 @@ def test_a_failing_batch_falls_back_to_one_frame_at_a_time(tmp_path: Path, onnx_
     assert letters == [] and lag == 0
     assert flaky.calls == [4, 1, 1, 1, 1] * 3  # each failed batch of four, then its frames alone
     assert _summary(events) == _summary(reference)
+
+
+def test_a_bug_on_one_frame_dead_letters_that_frame_without_replaying_the_batch(
+        tmp_path: Path, onnx_detector: OnnxYoloDetector, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vision.stage
+
+    frames = _frames()
+    broken = frames[1].frame_id
+    original = vision.stage._event
+
+    def event_or_bug(frame: CameraFrame, *args: object, **kwargs: object) -> DetectedEvent:
+        if frame.frame_id == broken:
+            raise KeyError("a bug")
+        return original(frame, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vision.stage, "_event", event_or_bug)
+    monkeypatch.setattr(vision.stage, "CameraTracker", _AlwaysChanging)
+    detector = CountingDetector(onnx_detector)
+    _, letters, lag = _run(tmp_path, make_detect_stage(REGISTRY, detector, MAX_PIXELS, 4), frames)
+    assert detector.calls == [4, 4, 4]  # no frame detected twice: the batch was not replayed
+    assert [(letter.error_type, broken in letter.reason) for letter in letters] == [("processing_error", True)]
+    assert lag == 0
+
+
+class _AlwaysChanging:
+    """A tracker that reports an event change on every frame, so every frame builds an event."""
+
+    def __init__(self, camera: object) -> None:
+        from vision.events import CameraTracker
+
+        self.inner = CameraTracker(camera)  # type: ignore[arg-type]
+
+    def update(self, detections: list[Detection], at: datetime) -> list[object]:
+        from vision.events import EventChange
+
+        self.inner.update(detections, at)
+        zone = self.inner.camera.zones[0]
+        kind = next(iter(zone.watches))
+        return [EventChange(f"e-{int(at.timestamp())}", zone, kind, "started", at, Detection("garbage", 0.9,
+                                                                                         (0.1, 0.1, 0.2, 0.2)))]
