@@ -9,7 +9,7 @@ logistic regression here is under-confident, so its logits are divided by a temp
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,10 @@ class ModelCard:
     labels: list[str]
     temperature: float | None = None  # None: a card from before calibration (plain softmax); setup retrains it
 
+    @property
+    def calibrated(self) -> bool:
+        return self.temperature is not None
+
 
 class BaselineClassifier:
     def __init__(self, pipeline: Pipeline, card: ModelCard) -> None:
@@ -52,10 +56,6 @@ class BaselineClassifier:
         logits = self._pipeline.decision_function(texts)
         return np.asarray(softmax(logits, self.card.temperature or 1.0), dtype=np.float64)
 
-    @property
-    def calibrated(self) -> bool:
-        return self.card.temperature is not None
-
     def predict(self, texts: list[str]) -> list[str]:
         probabilities = self.predict_proba(texts)
         return [self.labels[i] for i in probabilities.argmax(axis=1)]
@@ -67,23 +67,21 @@ class BaselineClassifier:
         temperature = _held_out_temperature(train)
         pipeline = _fit(train)
         labels = [str(label) for label in pipeline.classes_]
+        probabilities = softmax(pipeline.decision_function([r.text for r in held_out]), temperature)
+        report = evaluate([r.label for r in held_out], [labels[i] for i in probabilities.argmax(axis=1)], labels,
+                          probabilities, labels)
         card = ModelCard(
             name=MODEL_NAME,
             trained_at=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
             trained_on=f"{training_csv.name}: {len(train)} tokenized rows (spaces removed, raw rows' twins dropped)",
             train_rows=len(train),
             eval_rows=len(held_out),
-            eval_accuracy=0.0,
-            eval_macro_f1=0.0,
+            eval_accuracy=report.accuracy,
+            eval_macro_f1=report.macro_f1,
             labels=labels,
             temperature=temperature,
         )
-        classifier = cls(pipeline, card)
-        probabilities = classifier.predict_proba([r.text for r in held_out])
-        report = evaluate([r.label for r in held_out], [labels[i] for i in probabilities.argmax(axis=1)], labels,
-                          probabilities, labels)
-        classifier.card = replace(card, eval_accuracy=report.accuracy, eval_macro_f1=report.macro_f1)
-        return classifier, report
+        return cls(pipeline, card), report
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,10 +92,14 @@ class BaselineClassifier:
 
     @classmethod
     def load(cls, path: Path) -> BaselineClassifier:
+        return cls(joblib.load(path), cls.read_card(path))
+
+    @staticmethod
+    def read_card(path: Path) -> ModelCard:
+        """The model's card alone, without loading the (large) pipeline."""
         if not path.exists():
             raise FileNotFoundError(f"no baseline classifier at {path}; run `hotline setup` to train it")
-        card = ModelCard(**json.loads(path.with_suffix(".card.json").read_text(encoding="utf-8")))
-        return cls(joblib.load(path), card)
+        return ModelCard(**json.loads(path.with_suffix(".card.json").read_text(encoding="utf-8")))
 
 
 def _fit(rows: list[LabelledText]) -> Pipeline:

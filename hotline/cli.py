@@ -57,7 +57,7 @@ def _setup(settings: Settings, force: bool = False) -> None:
     upgrade_database(settings.resolved_database_url)
     console.print(f"ticket database ready: {settings.resolved_database_url}")
     model_path = settings.models_dir / BASELINE_MODEL_FILE
-    if model_path.exists() and not force and BaselineClassifier.load(model_path).calibrated:
+    if model_path.exists() and not force and BaselineClassifier.read_card(model_path).calibrated:
         console.print(f"baseline classifier present: {model_path}")
     else:
         training_csv = settings.hotline_data_dir / "messages_train.csv"

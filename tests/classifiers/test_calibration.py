@@ -57,7 +57,7 @@ def test_routing_curve_routes_fewer_calls_more_accurately_as_the_threshold_rises
 def test_baseline_confidence_is_temperature_scaled_and_better_calibrated_on_raw_rows(
         baseline_model_file: Path) -> None:
     model = BaselineClassifier.load(baseline_model_file)
-    assert model.calibrated and model.card.temperature is not None
+    assert model.card.calibrated and model.card.temperature is not None
     _, raw = split_raw_held_out(read_labelled_csv(TRAINING_CSV))
     labels = np.array([model.labels.index(r.label) for r in raw])
     scaled = model.predict_proba([r.text for r in raw])
