@@ -68,15 +68,18 @@ def stage_throughput(model: Path, paths: list[Path], batch: int) -> dict[str, An
     from datetime import UTC, datetime, timedelta
 
     from contracts import CameraFrame, Topic
+    from hotline.settings import Settings
     from streams import EmbeddedBus
     from vision import CameraRegistry, make_detect_stage
 
+    settings = Settings()
+
     registry = CameraRegistry.load(REPO_ROOT / "vision" / "cameras.yaml")
     cameras = [camera.camera_id for camera in registry.cameras]
-    stage = make_detect_stage(registry, OnnxYoloDetector(model), 40_000_000, batch)
+    stage = make_detect_stage(registry, OnnxYoloDetector(model), settings.limits.max_frame_pixels, batch)
     start = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
-        bus = EmbeddedBus(Path(tmp) / "journal.sqlite3", lambda _topic: 8 * 1024 * 1024)
+        bus = EmbeddedBus(Path(tmp) / "journal.sqlite3", settings.max_message_bytes)
         for index, path in enumerate(paths):
             camera = cameras[index % len(cameras)]
             bus.publish(Topic.FRAMES, CameraFrame(frame_id=f"{camera}.{index}", camera_id=camera,

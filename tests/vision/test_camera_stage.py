@@ -20,7 +20,8 @@ from vision.training import heldout_files
 VISION_DATA = REPO_ROOT.parent / "shared" / "data" / "vision"
 REGISTRY = CameraRegistry.load(REPO_ROOT / "vision" / "cameras.yaml")
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
-MAX_PIXELS = Settings().limits.max_frame_pixels
+SETTINGS = Settings()
+MAX_PIXELS = SETTINGS.limits.max_frame_pixels
 
 
 class CountingDetector:
@@ -59,7 +60,7 @@ def _frames() -> list[CameraFrame]:
 
 def _run(tmp_path: Path, stage: Stage, frames: list[CameraFrame], bad: dict[int, bytes] | None = None
          ) -> tuple[list[DetectedEvent], list[DeadLetter], int]:
-    bus = EmbeddedBus(tmp_path / "journal.sqlite3", lambda _topic: 8 * 1024 * 1024)
+    bus = EmbeddedBus(tmp_path / "journal.sqlite3", SETTINGS.max_message_bytes)
     try:
         for index, frame in enumerate(frames):
             if bad and index in bad:
