@@ -1,19 +1,18 @@
-"""The assist stage's own state: recent calls' embeddings, its view of tickets (kept from the tickets
-topic, not read from the ticket store), and agents' feedback on suggestions."""
+"""The assist stage's own state: recent calls (text and place, to find repeat reports), its view of tickets
+(kept from the tickets topic, not read from the ticket store), and agents' feedback on suggestions."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import numpy as np
-from sqlalchemy import DateTime, Integer, LargeBinary, String, Text, delete, select
+from sqlalchemy import Boolean, DateTime, Integer, String, Text, delete, or_, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from classifiers.extract import is_city_wide
 from tickets.migrate import upgrade_database
 from tickets.store import make_engine
 
-FloatArray = np.ndarray[Any, np.dtype[np.float32]]
+MAX_TEXT_CHARS = 2000
 OPEN_TICKET_STATUSES = ("pending_manual", "dispatched", "accepted", "returned", "in_progress")
 
 
@@ -25,8 +24,10 @@ class AssistCall(AssistBase):
     __tablename__ = "assist_calls"
     call_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     district: Mapped[str | None] = mapped_column(String(64), index=True)
+    # placed only in the whole city (A市) or nowhere: may be about any district, so compared with all of them
+    city_wide: Mapped[bool] = mapped_column(Boolean, index=True)
     title: Mapped[str] = mapped_column(String(500))
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    text: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
@@ -58,23 +59,21 @@ class AssistStore:
         self.engine = make_engine(database_url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def remember_call(self, call_id: str, district: str | None, title: str, embedding: FloatArray,
+    def remember_call(self, call_id: str, district: str | None, title: str, text: str,
                       received_at: datetime) -> None:
         with self._sessions() as session, session.begin():
-            session.merge(AssistCall(call_id=call_id, district=district, title=title,
-                                     embedding=embedding.astype(np.float32).tobytes(), received_at=received_at))
+            session.merge(AssistCall(call_id=call_id, district=district, city_wide=is_city_wide(district),
+                                     title=title, text=text[:MAX_TEXT_CHARS], received_at=received_at))
 
     def recent_calls(self, district: str | None, since: datetime, exclude: str,
-                     limit: int = 2000) -> tuple[list[AssistCall], FloatArray]:
+                     limit: int = 2000) -> list[AssistCall]:
+        """Calls since a moment that may be about the same place: same district, or placed city-wide."""
         query = (select(AssistCall).where(AssistCall.received_at >= since, AssistCall.call_id != exclude)
                  .order_by(AssistCall.received_at.desc()).limit(limit))
-        if district:
-            query = query.where(AssistCall.district == district)
+        if not is_city_wide(district):
+            query = query.where(or_(AssistCall.district == district, AssistCall.city_wide.is_(True)))
         with self._sessions() as session:
-            calls = list(session.scalars(query))
-        if not calls:
-            return [], np.zeros((0, 0), dtype=np.float32)
-        return calls, np.stack([np.frombuffer(c.embedding, dtype=np.float32) for c in calls])
+            return list(session.scalars(query))
 
     def tickets_for(self, source_event_ids: list[str]) -> dict[str, AssistTicketView]:
         if not source_event_ids:

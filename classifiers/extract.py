@@ -83,6 +83,11 @@ def extract_place(text: str, hint: str | None = None) -> Place:
     )
 
 
+def is_city_wide(district: str | None) -> bool:
+    """True for no district or the whole city (A市); False for a district or county (A3区, K8县, A9市)."""
+    return district is None or bool(_CITY.fullmatch(district))
+
+
 def _best_address(text: str) -> str | None:
     candidates = [c for clause in _CLAUSE_BREAK.split(text[:800]) for c in _clause_addresses(clause)]
     if not candidates:

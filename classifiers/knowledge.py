@@ -45,9 +45,13 @@ class KbCase:
     department: str | None
 
     @property
+    def full_text(self) -> str:
+        return message_text(self.title, self.message)
+
+    @property
     def search_text(self) -> str:
         """Title and opening of the message: what the case is about, at a bounded encoding cost."""
-        return message_text(self.title, self.message)[:120]
+        return self.full_text[:120]
 
 
 def load_knowledge_base(path: Path) -> list[KbCase]:

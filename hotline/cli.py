@@ -14,10 +14,15 @@ from rich.table import Table
 from api.cli import escalate_overdue_command, relay_events_command, serve_command, users_app
 from dispatch_rules.cli import rules_app
 from hotline.logging import configure_logging
-from hotline.settings import Settings, get_settings
+from hotline.settings import REPO_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from classifiers.duplicates import FloatArray, PairScorer
     from classifiers.e5_model import E5IntentClassifier
+
+DUPLICATE_GOLD = REPO_ROOT / "tests" / "classifiers" / "duplicate_gold.yaml"
 
 app = typer.Typer(help="12345 hotline + city camera AI dispatch.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Put transcripts or camera frames on their topics.", no_args_is_help=True)
@@ -136,6 +141,40 @@ def eval_classify(
     console.print(f"model {intent.name} on {data.name} ({len(rows)} rows)")
     report = evaluate([r.label for r in rows], predicted, labels, probabilities, list(intent.labels))
     console.print(report.as_text(), highlight=False)
+
+
+@eval_app.command("duplicates")
+def eval_duplicates(
+    gold: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Labelled pairs (YAML).")] = DUPLICATE_GOLD,
+    data: Annotated[Path | None, typer.Option(help="Messages CSV; default: unlabeled_messages.csv.")] = None,
+    compare_e5: Annotated[bool, typer.Option("--e5", help="Also score the pairs by the e5 embedding.")] = False,
+) -> None:
+    """Precision and recall of the repeat-report finder (similar-ticket list and merge suggestion)."""
+    import numpy as np
+
+    from classifiers.assist import AssistSettings
+    from classifiers.duplicates import evaluate_duplicates, load_gold, read_messages
+    from classifiers.knowledge import load_knowledge_base
+    from classifiers.lexical import LexicalSimilarity
+
+    settings = get_settings()
+    messages = read_messages(data or settings.hotline_data_dir / "unlabeled_messages.csv")
+    cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
+    scorers: dict[str, tuple[PairScorer, list[float]]] = {}
+    thresholds = AssistSettings()
+    lexical = LexicalSimilarity.fit([case.full_text for case in cases])
+    scorers["lexical (shipped)"] = (lexical.pair_scores, [thresholds.similar_min_score, thresholds.duplicate_min_score])
+    if compare_e5:
+        e5 = _e5(settings)
+
+        def e5_cosine(firsts: Sequence[str], seconds: Sequence[str]) -> FloatArray:
+            return np.asarray((e5.encode(list(firsts)) * e5.encode(list(seconds))).sum(axis=1), dtype=np.float64)
+
+        scorers["e5 cosine (before 2026-11-29)"] = (e5_cosine, [0.88, 0.94])
+    for name, (score_pairs, at) in scorers.items():
+        console.print(f"[bold]{name}[/bold]")
+        for gold_set in load_gold(gold):
+            console.print(evaluate_duplicates(gold_set, messages, score_pairs, at).as_text(), highlight=False)
 
 
 def _e5(settings: Settings) -> E5IntentClassifier:

@@ -8,6 +8,7 @@ import structlog
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin on every import
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if fmt == "json"

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -58,9 +57,7 @@ def remember_open_ticket(intelligence: TextIntelligence, ticket_id: str, text: s
                                    district_hint=district)
     call = intelligence.classify(transcript)
     assistant = intelligence.assistant
-    embedding = (np.asarray(call.embedding, dtype=np.float32) if call.embedding is not None
-                 else intelligence.encoder.encode([message_text(title, text)])[0])
-    assistant.store.remember_call(call_id, call.district, title, embedding, call.received_at)
+    assistant.store.remember_call(call_id, call.district, title, message_text(title, text), call.received_at)
     assistant.store.note_ticket(f"call:{call_id}", ticket_id, "dispatched", department, title, datetime.now(UTC))
 
 
