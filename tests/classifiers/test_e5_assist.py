@@ -2,13 +2,18 @@
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
+import yaml
 
+from classifiers.duplicates import read_messages
 from classifiers.service import TextIntelligence
 from contracts import AgentAssist, Channel, ClassifiedCall, HotlineTranscript, Priority, TicketEvent, Topic
 from hotline.pipeline import build_pipeline, open_embedded_bus, open_store
 from hotline.settings import Settings
+
+from ..conftest import SHARED_DIR
 
 WAGES = "A3区某建筑工地老板拖欠我们二十多个农民工三个月工资，多次讨要无果，请求劳动监察部门帮忙追讨。"
 GARBAGE = "A5区梅溪湖街道某小区门口的垃圾站垃圾满溢，已经好几天没人清运，臭气熏天，蚊蝇很多，请尽快处理。"
@@ -95,3 +100,18 @@ def test_the_pipeline_publishes_agent_assist_for_each_call(make_e5_settings: Cal
     assists = [AgentAssist.model_validate_json(r.value) for r in bus.records(Topic.AGENT_ASSIST)]
     assert [a.call_id for a in assists] == ["p0", "p1"]
     assert all(len(a.suggestions) == 3 for a in assists)
+
+
+def test_the_judged_suggestions_are_what_the_shipped_index_suggests(text_intelligence: TextIntelligence) -> None:
+    """suggestion_judgements.yaml holds hand judgements of the e5 index's top 3 for 30 messages; if the model or
+    the index changes what it suggests, the judged figures no longer describe it and must be redone."""
+    judged = yaml.safe_load((Path(__file__).parent / "suggestion_judgements.yaml").read_text(encoding="utf-8"))
+    messages = read_messages(SHARED_DIR / "data" / "hotline" / "unlabeled_messages.csv")
+    queries = [str(message_id) for message_id in judged]
+    embeddings = text_intelligence.encoder.encode([messages[q] for q in queries])
+    knowledge = text_intelligence.assistant.knowledge
+    suggested = {q: [case.case_id for case, _ in knowledge.search(embedding, 3)]
+                 for q, embedding in zip(queries, embeddings, strict=True)}
+    assert suggested == {str(q): [str(c) for c in j["e5"]] for q, j in judged.items()}
+    useful = [j["useful"][j["e5"][0]] for j in judged.values()]
+    assert sum(useful) == 18  # the figure the README quotes
