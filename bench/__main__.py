@@ -3,7 +3,9 @@
 import importlib
 import sys
 
-BENCHMARKS = ["bench.pipeline_bench", "bench.rules_bench", "bench.text_bench", "bench.vision_bench"]
+BENCHMARKS = [
+    "bench.pipeline_bench", "bench.assist_bench", "bench.rules_bench", "bench.text_bench", "bench.vision_bench",
+]
 
 
 def main() -> None:

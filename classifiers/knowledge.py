@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from classifiers.data import message_text
+from classifiers.lexical import LexicalSimilarity
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -67,6 +68,11 @@ def load_knowledge_base(path: Path) -> list[KbCase]:
             for row in csv.DictReader(handle)
             if row.get("答复意见", "").strip()
         ]
+
+
+def lexical_similarity(cases: list[KbCase]) -> LexicalSimilarity:
+    """The repeat-report score, its bigram weights taken from the knowledge base's messages."""
+    return LexicalSimilarity.fit([case.full_text for case in cases])
 
 
 class Encoder(Protocol):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,8 @@ from fastapi.templating import Jinja2Templates
 
 from api.context import ApiContext
 from api.users import Principal, Role, authenticate
+from classifiers.knowledge import lexical_similarity, load_knowledge_base
+from classifiers.lexical import LexicalSimilarity
 from consoles import auth
 from consoles.dashboard import build_dashboard, snapshot
 from consoles.direct_answers import recent_direct_answers
@@ -46,6 +48,9 @@ from dispatch_rules.bundle import TABLE_NAMES
 from dispatch_rules.compiler import RuleError, RulesValidationError
 from dispatch_rules.versions import RuleStoreError
 from tickets.lifecycle import Action, IllegalTransition, InvalidTransitionRequest, TicketNotFound, attachment
+
+if TYPE_CHECKING:
+    from classifiers.service import TextIntelligence
 
 HERE = Path(__file__).parent
 STATIC_URL = "/static/console"
@@ -137,6 +142,20 @@ async def _form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]
         return {}
     parsed = parse_qs(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {key: values[-1] for key, values in parsed.items()}
+
+
+def _lexical(request: Request) -> LexicalSimilarity:
+    """The assist stage's repeat-report score when the text models are loaded; else the same, built here."""
+    state = request.app.state
+    intelligence: TextIntelligence | None = getattr(state, "text_intelligence", None)
+    if intelligence is not None:
+        return intelligence.assistant.lexical
+    found: LexicalSimilarity | None = getattr(state, "console_lexical", None)
+    if found is None:
+        knowledge_base = _context(request).settings.hotline_data_dir / "kb_replies.csv"
+        found = lexical_similarity(load_knowledge_base(knowledge_base) if knowledge_base.exists() else [])
+        state.console_lexical = found
+    return found
 
 
 def _catalogue(request: Request) -> RulesCatalogue:
@@ -308,7 +327,7 @@ def _ticket_desk(request: Request, principal: Principal, desk: Desk, ticket_id: 
         catalogue = _catalogue(request)
         directory = catalogue.compiled(catalogue.active_id()).directory
     view = desk_view(desk, _context(request).store, ticket_id, _context(request).clock(), directory,
-                     department=principal.department)
+                     _lexical(request), department=principal.department)
     if view is None:
         return _render(request, "ticket.html", principal, status_code=status.HTTP_404_NOT_FOUND, view=None,
                        base=desk.base, ticket_id=ticket_id, problem=problem or f"ticket {ticket_id} not found",

@@ -16,10 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from api.queries import ticket_detail
 from api.schemas import TicketDetail
+from classifiers.assist import AssistSettings
+from classifiers.data import message_text
+from classifiers.extract import is_city_wide
+from classifiers.lexical import LexicalSimilarity
 from dispatch_rules.directory import Directory
 from tickets.lifecycle import OPEN_STATUSES, Action, Lifecycle, Photo, TransitionResult, allowed_actions
 from tickets.models import Ticket, TicketStatus
@@ -32,6 +36,7 @@ ACTION_LABELS = {
     Action.RESOLVE: "办结 Resolve",
 }
 MERGE_CANDIDATES = 8
+MERGE_POOL = 1000  # newest open tickets of the place that are scored for the merge list
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,18 @@ class DeskView:
     ticket: TicketDetail
     actions: list[Action]
     departments: list[str]  # directory bodies of the ticket's place and its city, for the department field
-    merge_candidates: list[Ticket]  # open tickets of the same district and category: likely parents
+    merge_candidates: list[MergeCandidate]  # open tickets of the place, most alike first: likely parents
+
+
+@dataclass(frozen=True)
+class MergeCandidate:
+    ticket: Ticket
+    score: float  # LexicalSimilarity of the two tickets' title and description
+    likely_duplicate: bool
 
 
 def desk_view(desk: Desk, store: TicketStore, ticket_id: str, now: datetime, directory: Directory | None,
-              department: str | None = None) -> DeskView | None:
+              lexical: LexicalSimilarity, department: str | None = None) -> DeskView | None:
     """The ticket as `desk` shows it; None when there is none (or, at a department's desk, not theirs)."""
     ticket = ticket_detail(store, ticket_id, now, department=department if desk.for_department else None)
     if ticket is None:
@@ -72,7 +84,7 @@ def desk_view(desk: Desk, store: TicketStore, ticket_id: str, now: datetime, dir
     manager = not desk.for_department
     return DeskView(desk=desk, ticket=ticket, actions=[a for a in desk.actions if a in permitted],
                     departments=department_choices(directory, ticket.district) if manager else [],
-                    merge_candidates=_merge_candidates(store, ticket) if manager else [])
+                    merge_candidates=_merge_candidates(store, ticket, lexical) if manager else [])
 
 
 def department_choices(directory: Directory | None, district: str | None) -> list[str]:
@@ -85,15 +97,24 @@ def department_choices(directory: Directory | None, district: str | None) -> lis
     return sorted(local) or sorted(directory.by_name)
 
 
-def _merge_candidates(store: TicketStore, ticket: TicketDetail) -> list[Ticket]:
-    if ticket.district is None:
-        return []
+def _merge_candidates(store: TicketStore, ticket: TicketDetail, lexical: LexicalSimilarity) -> list[MergeCandidate]:
+    """Open tickets of the same district (or placed only in the city), ranked by how alike their text is: the
+    score the agent's merge suggestion uses, so a category the classifier got wrong hides no duplicate."""
     with store.session() as session:
-        return list(session.scalars(
-            select(Ticket).where(Ticket.id != ticket.id, Ticket.district == ticket.district,
-                                 Ticket.category == ticket.category,
-                                 Ticket.status.in_([s.value for s in OPEN_STATUSES]))
-            .order_by(Ticket.created_at.desc()).limit(MERGE_CANDIDATES)))
+        query = (select(Ticket).where(Ticket.id != ticket.id, Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+                 .order_by(Ticket.created_at.desc()).limit(MERGE_POOL))
+        if not is_city_wide(ticket.district):
+            districts = session.scalars(select(Ticket.district).distinct())
+            alike = [d for d in districts if d == ticket.district or is_city_wide(d)]
+            query = query.where(or_(Ticket.district.in_(alike), Ticket.district.is_(None)))
+        pool = list(session.scalars(query))
+    if not pool:
+        return []
+    scores = lexical.scores_by_key(message_text(ticket.title, ticket.description), [f"ticket:{t.id}" for t in pool],
+                                   [message_text(t.title, t.description) for t in pool])
+    ranked = sorted(zip(pool, scores, strict=True), key=lambda pair: -pair[1])[:MERGE_CANDIDATES]
+    duplicate_at = AssistSettings().duplicate_min_score
+    return [MergeCandidate(t, float(score), float(score) >= duplicate_at) for t, score in ranked]
 
 
 def _field(form: dict[str, str], name: str, what: str) -> str:

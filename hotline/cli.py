@@ -154,16 +154,15 @@ def eval_duplicates(
 
     from classifiers.assist import AssistSettings
     from classifiers.duplicates import evaluate_duplicates, load_gold, read_messages
-    from classifiers.knowledge import load_knowledge_base
-    from classifiers.lexical import LexicalSimilarity
+    from classifiers.knowledge import lexical_similarity, load_knowledge_base
 
     settings = get_settings()
     messages = read_messages(data or settings.hotline_data_dir / "unlabeled_messages.csv")
     cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
     scorers: dict[str, tuple[PairScorer, list[float]]] = {}
     thresholds = AssistSettings()
-    lexical = LexicalSimilarity.fit([case.full_text for case in cases])
-    scorers["lexical (shipped)"] = (lexical.pair_scores, [thresholds.similar_min_score, thresholds.duplicate_min_score])
+    shipped_at = [thresholds.similar_min_score, thresholds.duplicate_min_score]
+    scorers["lexical (shipped)"] = (lexical_similarity(cases).pair_scores, shipped_at)
     if compare_e5:
         e5 = _e5(settings)
 

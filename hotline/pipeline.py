@@ -9,8 +9,7 @@ import structlog
 from classifiers import BaselineClassifier, IntentModel, make_classify_stage
 from classifiers.assist import Assistant, make_assist_stages
 from classifiers.assist_store import AssistStore
-from classifiers.knowledge import KnowledgeIndex, load_knowledge_base
-from classifiers.lexical import LexicalSimilarity
+from classifiers.knowledge import KnowledgeIndex, lexical_similarity, load_knowledge_base
 from classifiers.service import TextIntelligence
 from classifiers.taxonomy import SubcategoryIndex
 from dispatch_rules import make_dispatch_stages
@@ -74,8 +73,7 @@ def build_text_intelligence(settings: Settings) -> TextIntelligence | str:
     cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
     knowledge = KnowledgeIndex.build(cases, e5, settings.models_dir / "indexes")
     taxonomy = SubcategoryIndex.build(settings.taxonomy_csv, e5, settings.models_dir / "indexes")
-    lexical = LexicalSimilarity.fit([case.full_text for case in cases])
-    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5, lexical)
+    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5, lexical_similarity(cases))
     return TextIntelligence(model, e5, assistant, taxonomy, settings.classifier.min_confidence,
                             settings.classifier.top_k)
 

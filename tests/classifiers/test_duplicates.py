@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from classifiers.assist import AssistSettings
 from classifiers.assist_store import AssistStore
 from classifiers.duplicates import evaluate_duplicates, load_gold, read_messages
-from classifiers.knowledge import load_knowledge_base
+from classifiers.knowledge import lexical_similarity, load_knowledge_base
 from classifiers.lexical import LexicalSimilarity
 from hotline.cli import eval_app
 
@@ -27,7 +27,7 @@ HOTLINE_DATA = SHARED_DIR / "data" / "hotline"
 
 @pytest.fixture(scope="module")
 def lexical() -> LexicalSimilarity:
-    return LexicalSimilarity.fit([case.full_text for case in load_knowledge_base(HOTLINE_DATA / "kb_replies.csv")])
+    return lexical_similarity(load_knowledge_base(HOTLINE_DATA / "kb_replies.csv"))
 
 
 def test_the_shipped_thresholds_hold_on_pairs_labelled_after_they_were_fixed(lexical: LexicalSimilarity) -> None:

@@ -8,10 +8,11 @@ from fastapi.testclient import TestClient
 
 from consoles.auth import csrf_token
 from consoles.ticket_desk import department_choices
+from dispatch_rules.router import DecisionTableRouter
 from dispatch_rules.versions import RuleStore
 from tickets.models import TicketStatus
 
-from .conftest import ConsoleApp, seed_tickets
+from .conftest import ConsoleApp, _call, seed_tickets
 from .test_pages import login
 
 
@@ -167,3 +168,18 @@ def test_a_department_works_its_queue_accepts_returns_and_resolves_with_a_photo(
     assert image.status_code == 200 and image.content.startswith(b"\xff\xd8")
     done = client.get("/console/department").text.split('id="department-done"')[1]
     assert ids["overdue"] in done
+
+
+def test_the_merge_list_puts_the_ticket_reporting_the_same_place_first_whatever_its_category(
+        console_app: ConsoleApp, client: TestClient) -> None:
+    ids = seed_tickets(console_app)
+    router = DecisionTableRouter.published(console_app.store.engine)
+    again = router.route_call(_call(90, "环境保护", "A3区", "幸福小区门口垃圾还是没人清运",  # classified otherwise
+                                    "A3区幸福路幸福小区门口的垃圾堆了一个星期了，一直没人清运，臭气熏天。"))
+    repeat = console_app.store.create_from_decision(again).ticket.id
+    login(client, console_app.tokens["manager"])
+    merge_form = client.get(f"/console/manager/tickets/{repeat}").text.split('id="form-merge"')[1].split("</form>")[0]
+    options = merge_form.split("<option")[1:]
+    assert ids["overdue"] in options[0] and "data-likely-duplicate" in options[0]
+    assert sum("data-likely-duplicate" in option for option in options) == 1  # other A3区 rubbish: listed, not flagged
+    assert ids["resolved"] not in merge_form and ids["open"] not in merge_form  # A5区 tickets are not candidates
