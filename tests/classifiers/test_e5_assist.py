@@ -115,3 +115,13 @@ def test_the_judged_suggestions_are_what_the_shipped_index_suggests(text_intelli
     assert suggested == {str(q): [str(c) for c in j["e5"]] for q, j in judged.items()}
     useful = [j["useful"][j["e5"][0]] for j in judged.values()]
     assert sum(useful) == 18  # the figure the README quotes
+
+
+def test_the_assist_store_keeps_calls_with_phone_numbers_masked(text_intelligence: TextIntelligence) -> None:
+    assistant = text_intelligence.assistant
+    call = _call(text_intelligence, "pii-1", GARBAGE + "我的电话13812345678，身份证430102199001011234。")
+    assistant.assist(call)
+    kept = next(c for c in assistant.store.recent_calls(None, call.received_at - timedelta(minutes=1), exclude="x")
+                if c.call_id == "pii-1")
+    assert "13812345678" not in kept.text and "430102199001011234" not in kept.text
+    assert "垃圾站垃圾满溢" in kept.text
