@@ -60,12 +60,12 @@ class DuplicateReport:
     gold: str
     pairs: int
     duplicates: int
-    average_precision: float
+    average_precision: float | None  # None for a yes/no score, which ranks nothing
     at: list[ThresholdFigures]
 
     def as_text(self) -> str:
-        lines = [f"{self.gold}: {self.pairs} pairs, {self.duplicates} duplicates, "
-                 f"average precision {self.average_precision:.3f}"]
+        ranking = "" if self.average_precision is None else f", average precision {self.average_precision:.3f}"
+        lines = [f"{self.gold}: {self.pairs} pairs, {self.duplicates} duplicates{ranking}"]
         lines += [f"  score >= {f.threshold:.3f}: precision {f.precision:.2f}, recall {f.recall:.2f} "
                   f"(pairs: {f.right} right, {f.wrong} wrong, {f.missed} missed)" for f in self.at]
         return "\n".join(lines)
@@ -98,9 +98,10 @@ def evaluate_duplicates(gold: GoldSet, messages: dict[str, str], score_pairs: Pa
         raise ValueError(f"{len(missing)} messages of the gold set are not in the data, e.g. {missing[:3]}")
     scores = score_pairs([messages[p.first] for p in gold.pairs], [messages[p.second] for p in gold.pairs])
     labels, weights = gold.labels, gold.weights
+    ranks = len(set(scores.tolist())) > 2
     return DuplicateReport(
         gold=gold.name, pairs=len(gold.pairs), duplicates=int(labels.sum()),
-        average_precision=float(average_precision_score(labels, scores, sample_weight=weights)),
+        average_precision=float(average_precision_score(labels, scores, sample_weight=weights)) if ranks else None,
         at=[_at_threshold(scores, labels, weights, t) for t in thresholds],
     )
 

@@ -85,7 +85,7 @@ def extract_place(text: str, hint: str | None = None) -> Place:
 
 def is_city_wide(district: str | None) -> bool:
     """True for no district or the whole city (A市); False for a district or county (A3区, K8县, A9市)."""
-    return district is None or bool(_CITY.fullmatch(district))
+    return not district or bool(_CITY.fullmatch(district))
 
 
 def _best_address(text: str) -> str | None:

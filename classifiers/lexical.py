@@ -17,8 +17,11 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
+
+from classifiers.extract import is_city_wide
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 N_BUCKETS = 2**20
@@ -75,6 +78,29 @@ class LexicalSimilarity:
     def pair_scores(self, firsts: Sequence[str], seconds: Sequence[str]) -> FloatArray:
         """Cosine of each text in firsts to the text at the same position in seconds."""
         return np.asarray(self.vectors(firsts).multiply(self.vectors(seconds)).sum(axis=1)).ravel()
+
+
+def repeat_groups(lexical: LexicalSimilarity, texts: Sequence[str], districts: Sequence[str | None],
+                  threshold: float) -> list[list[int]]:
+    """Reports of one issue: texts linked, directly or through others, by a score at or above the threshold,
+    between districts that may be the same place (equal, or one placed only in the city). Largest first."""
+    if not texts:
+        return []
+    vectors = lexical.vectors(texts)
+    close = sparse.triu(vectors @ vectors.T, k=1, format="coo")
+    linked = [(i, j) for i, j, score in zip(close.row, close.col, close.data, strict=True)
+              if score >= threshold and _same_place(districts[i], districts[j])]
+    graph = sparse.coo_matrix((np.ones(len(linked)), ([i for i, _ in linked], [j for _, j in linked])),
+                              shape=(len(texts), len(texts)))
+    _, group_of = connected_components(graph, directed=False)
+    groups: dict[int, list[int]] = {}
+    for index, group in enumerate(group_of):
+        groups.setdefault(int(group), []).append(index)
+    return sorted(groups.values(), key=lambda members: (-len(members), members[0]))
+
+
+def _same_place(first: str | None, second: str | None) -> bool:
+    return first == second or is_city_wide(first) or is_city_wide(second)
 
 
 def _hasher() -> HashingVectorizer:

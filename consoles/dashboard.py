@@ -1,15 +1,20 @@
-"""What the manager console shows: counts, overdue and escalated tickets, rates, hot spots, camera cases."""
+"""What the manager console shows: counts, overdue and escalated tickets, rates, hot spots and hot issues (one
+problem reported again and again), camera cases."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, case, func, select
 
+from classifiers.assist import AssistSettings
+from classifiers.data import message_text
+from classifiers.lexical import LexicalSimilarity, repeat_groups
 from consoles.direct_answers import DirectAnswerRate, direct_answer_rate
 from tickets.lifecycle import OPEN_STATUSES, Rates, rates, sniff_image
 from tickets.models import Ticket, TicketAttachment, TicketStatus
@@ -19,6 +24,7 @@ STATUS_ORDER = [s.value for s in TicketStatus]
 OPEN = [s.value for s in OPEN_STATUSES]
 RATES_WINDOW = timedelta(days=30)
 HOTSPOT_WINDOW = timedelta(days=7)
+HOT_ISSUE_POOL = 2000  # newest tickets of the window grouped into issues
 SNAPSHOT_KEYS = ("snapshot_jpeg", "snapshot")  # where a camera decision's explanation may carry the frame
 AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
 
@@ -60,6 +66,17 @@ class HotSpot:
 
 
 @dataclass(frozen=True)
+class HotIssue:
+    """Tickets of the window that report one problem (linked by the repeat-report score)."""
+
+    ticket: Ticket  # the first report: its title names the issue, its page has the trail
+    reports: int
+    open: int
+    district: str | None
+    latest_at: datetime
+
+
+@dataclass(frozen=True)
 class CameraCase:
     ticket: Ticket
     kind: str | None
@@ -85,6 +102,7 @@ class Dashboard:
     escalated: list[Ticket]
     latest: list[Ticket]
     hot_spots: list[HotSpot]
+    hot_issues: list[HotIssue]
     cameras: list[CameraCase]
     rates: Rates
     direct: DirectAnswerRate
@@ -104,7 +122,8 @@ def _bars(pairs: list[tuple[str, int]]) -> list[Count]:
     return [Count(label, n, n / top) for label, n in pairs]
 
 
-def build_dashboard(store: TicketStore, now: datetime, district: str | None = None, limit: int = 15) -> Dashboard:
+def build_dashboard(store: TicketStore, now: datetime, lexical: LexicalSimilarity, district: str | None = None,
+                    limit: int = 15) -> Dashboard:
     now = _utc(now)
     late = Ticket.status.in_(OPEN) & (Ticket.deadline_at < now)
     with store.session() as session:
@@ -134,6 +153,9 @@ def build_dashboard(store: TicketStore, now: datetime, district: str | None = No
             .where(Ticket.created_at >= now - HOTSPOT_WINDOW, Ticket.status != TicketStatus.MERGED.value)
             .group_by(Ticket.category, Ticket.district).order_by(func.count().desc()).limit(10),
             district)).all()
+        recent_calls = list(session.scalars(_scoped(
+            select(Ticket).where(Ticket.created_at >= now - HOTSPOT_WINDOW, Ticket.source != "camera"), district)
+            .order_by(Ticket.created_at.desc()).limit(HOT_ISSUE_POOL)))
         camera_tickets = list(session.scalars(_scoped(select(Ticket).where(Ticket.source == "camera"), district)
                                               .order_by(Ticket.created_at.desc()).limit(8)))
         snapshot_ids = set(session.scalars(select(TicketAttachment.ticket_id).where(
@@ -155,12 +177,31 @@ def build_dashboard(store: TicketStore, now: datetime, district: str | None = No
         by_department=[DepartmentLoad(d, n, o, e, n / top) for d, n, o, e in loads],
         overdue=overdue, escalated=escalated, latest=latest,
         hot_spots=[HotSpot(c or "（未分类）", d or "（未知）", int(n), int(n) / hot_top) for c, d, n in hot_rows],
+        hot_issues=hot_issues(recent_calls, lexical)[:10],
         cameras=[CameraCase(t, _explained(t, "kind") or t.category, _explained(t, "camera_id"),
                             t.id in snapshot_ids or snapshot_in_decision(t) is not None) for t in camera_tickets],
         rates=figures, direct=direct_answer_rate(store, now - RATES_WINDOW, now, district),
         department_rates=sorted(figures.by_department.items(),
                                 key=lambda kv: -(kv[1].resolution.denominator + kv[1].response.denominator))[:limit],
     )
+
+
+def hot_issues(tickets: list[Ticket], lexical: LexicalSimilarity) -> list[HotIssue]:
+    """Problems reported more than once among the tickets, most reported first. Camera events are left out:
+    the camera path already keeps one event, so one ticket, per camera, zone and kind."""
+    groups = repeat_groups(lexical, [message_text(t.title, t.description) for t in tickets],
+                           [t.district for t in tickets], AssistSettings().duplicate_min_score)
+    issues = []
+    for members in groups:
+        if len(members) < 2:
+            break
+        reports = sorted((tickets[i] for i in members), key=lambda t: (_utc(t.created_at), t.id))
+        places = [t.district for t in reports if t.district]
+        issues.append(HotIssue(
+            ticket=reports[0], reports=len(reports), open=sum(t.status in OPEN for t in reports),
+            district=Counter(places).most_common(1)[0][0] if places else None,
+            latest_at=_utc(reports[-1].created_at)))
+    return issues
 
 
 def _explained(ticket: Ticket, key: str) -> str | None:

@@ -225,7 +225,7 @@ def manager_page(request: Request, district: str | None = None) -> Response:
     if isinstance(principal, Response):
         return principal
     context = _context(request)
-    board = build_dashboard(context.store, context.clock(), district or None)
+    board = build_dashboard(context.store, context.clock(), _lexical(request), district or None)
     return _render(request, "manager.html", principal, board=board)
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from classifiers.duplicates import FloatArray, PairScorer
     from classifiers.e5_model import E5IntentClassifier
+    from classifiers.lexical import LexicalSimilarity
 
 DUPLICATE_GOLD = REPO_ROOT / "tests" / "classifiers" / "duplicate_gold.yaml"
 
@@ -162,7 +163,8 @@ def eval_duplicates(
     scorers: dict[str, tuple[PairScorer, list[float]]] = {}
     thresholds = AssistSettings()
     shipped_at = [thresholds.similar_min_score, thresholds.duplicate_min_score]
-    scorers["lexical (shipped)"] = (lexical_similarity(cases).pair_scores, shipped_at)
+    lexical = lexical_similarity(cases)
+    scorers["lexical (shipped)"] = (lexical.pair_scores, shipped_at)
     if compare_e5:
         e5 = _e5(settings)
 
@@ -174,6 +176,30 @@ def eval_duplicates(
         console.print(f"[bold]{name}[/bold]")
         for gold_set in load_gold(gold):
             console.print(evaluate_duplicates(gold_set, messages, score_pairs, at).as_text(), highlight=False)
+    group_of = _repeat_group_of(list(messages.values()), lexical, thresholds.duplicate_min_score)
+    console.print(f"[bold]hot issues: all {len(messages)} messages grouped at {thresholds.duplicate_min_score}; "
+                  "score 1 = the pair lands in one group[/bold]")
+    for gold_set in load_gold(gold):
+        same_group = _same_group_scorer(group_of)
+        console.print(evaluate_duplicates(gold_set, messages, same_group, [1.0]).as_text(), highlight=False)
+
+
+def _repeat_group_of(texts: list[str], lexical: LexicalSimilarity, threshold: float) -> dict[str, int]:
+    from classifiers.extract import extract_place
+    from classifiers.lexical import repeat_groups
+
+    places = [extract_place(text) for text in texts]
+    groups = repeat_groups(lexical, texts, [p.district or p.city for p in places], threshold)
+    return {texts[i]: number for number, members in enumerate(groups) for i in members}
+
+
+def _same_group_scorer(group_of: dict[str, int]) -> PairScorer:
+    import numpy as np
+
+    def same_group(firsts: Sequence[str], seconds: Sequence[str]) -> FloatArray:
+        return np.array([float(group_of[a] == group_of[b]) for a, b in zip(firsts, seconds, strict=True)])
+
+    return same_group
 
 
 def _e5(settings: Settings) -> E5IntentClassifier:

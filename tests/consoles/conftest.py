@@ -119,7 +119,7 @@ def jpeg_snapshot() -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _call(n: int, category: str, district: str, title: str, text: str) -> ClassifiedCall:
+def _call(n: int, category: str, district: str | None, title: str, text: str) -> ClassifiedCall:
     return ClassifiedCall(
         call_id=f"seed-{n}", received_at=datetime.now(UTC), channel=Channel.PHONE, title=title, text=text,
         category=category, confidence=0.92, top_k=[CategoryScore(label=category, score=0.92)],

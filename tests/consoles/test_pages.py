@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 from consoles.auth import COOKIE, csrf_token
 from consoles.direct_answers import direct_answer_rate
 from consoles.models import DirectAnswer
+from dispatch_rules.router import DecisionTableRouter
 
-from .conftest import ConsoleApp, edited_department_table, seed_tickets
+from .conftest import ConsoleApp, _call, edited_department_table, seed_tickets
 
 
 def login(client: TestClient, token: str, next_page: str = "") -> str:
@@ -122,3 +123,18 @@ def test_a_revoked_token_in_the_cookie_sends_back_to_log_in(console_app: Console
     revoke_user(console_app.store, "manager")
     r = client.get("/console/manager", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
+
+
+def test_the_manager_page_groups_repeat_reports_into_hot_issues(console_app: ConsoleApp, client: TestClient) -> None:
+    ids = seed_tickets(console_app)
+    router = DecisionTableRouter.published(console_app.store.engine)
+    repeats = [("A3区", "幸福小区门口垃圾还没清", "A3区幸福路幸福小区门口的垃圾还是没人清运，臭气熏天。"),
+               (None, "幸福路垃圾堆积", "幸福小区门口垃圾堆积如山，无人清运，请尽快处理。")]  # names no district
+    for n, (district, title, text) in enumerate(repeats, 80):
+        console_app.store.create_from_decision(router.route_call(_call(n, "城乡建设", district, title, text)))
+    login(client, console_app.tokens["manager"])
+    issues = client.get("/console/manager").text.split('id="hot-issues"')[1].split("</table>")[0]
+    rows = issues.split("<tr>")[2:]  # after the header
+    assert len(rows) == 1, issues  # the other A3区 rubbish tickets are other places: not one issue
+    assert ids["overdue"] in rows[0] and "A3区" in rows[0]
+    assert re.findall(r'class="num">(\d+)<', rows[0]) == ["3", "3"]  # three reports, all open
