@@ -365,17 +365,23 @@ def _columns(file: str, raw: Any, kind: str, report: ValidationReport) -> list[C
     return columns
 
 
+def _filled_cell(file: str, raw: dict[str, Any], column: Column, row: Row, report: ValidationReport) -> str | None:
+    """The cell's text, or None when it is empty or (reported) not a string."""
+    cell = raw.get(column.id, "")
+    if not isinstance(cell, str):
+        report.errors.append(RuleError(file, "cell must be a string", row.label, column.field))
+        return None
+    return cell if cell.strip() else None
+
+
 def _row(file: str, name: TableName, index: int, raw: Any, inputs: list[Column], outputs: list[Column],
          allowed: dict[str, str], context: _Context, report: ValidationReport) -> Row:
     raw = raw if isinstance(raw, dict) else {}
     row = Row(index, str(raw.get("_id") or ""), str(raw.get("_description") or ""), {}, {})
     # outputs first: the rule id names the row in every later message
     for column in outputs:
-        cell = raw.get(column.id, "")
-        if not isinstance(cell, str):
-            report.errors.append(RuleError(file, "cell must be a string", row.label, column.field))
-            continue
-        if not cell.strip():
+        cell = _filled_cell(file, raw, column, row, report)
+        if cell is None:
             continue
         try:
             row.outputs[column.field] = json.loads(cell)
@@ -385,11 +391,8 @@ def _row(file: str, name: TableName, index: int, raw: Any, inputs: list[Column],
                 row.label, column.field))
     _check_outputs(file, name, row, context, report)
     for column in inputs:
-        cell = raw.get(column.id, "")
-        if not isinstance(cell, str):
-            report.errors.append(RuleError(file, "cell must be a string", row.label, column.field))
-            continue
-        if not cell.strip():
+        cell = _filled_cell(file, raw, column, row, report)
+        if cell is None:
             continue
         try:
             zen.compile_unary_expression(cell)
