@@ -30,9 +30,13 @@ class EvalReport:
     confusion: list[list[int]]
     abstained: int = 0
     calibration: CalibrationReport | None = None
+    top_k_accuracy: dict[int, float] | None = None  # k -> share of rows whose category is among the k most likely
 
     def as_text(self) -> str:
         lines = [f"n={self.n}  accuracy={self.accuracy:.4f}  macro-F1={self.macro_f1:.4f}"]
+        if self.top_k_accuracy:
+            lines.append("right category among the k the agent sees first: " + "  ".join(
+                f"top-{k} {share:.4f}" for k, share in sorted(self.top_k_accuracy.items())))
         if self.abstained:
             lines.append(f"abstained (below confidence threshold, counted as wrong): {self.abstained}")
         lines.append(f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
@@ -65,7 +69,17 @@ def evaluate(true: list[str], predicted: list[str], labels: list[str],
         labels=labels,
         confusion=np.asarray(matrix).astype(int).tolist(),
         calibration=_calibration(true, probabilities, model_labels),
+        top_k_accuracy=_top_k_accuracy(true, probabilities, model_labels),
     )
+
+
+def _top_k_accuracy(true: list[str], probabilities: FloatArray | None, model_labels: list[str] | None,
+                    ks: tuple[int, ...] = (2, 3)) -> dict[int, float] | None:
+    if probabilities is None or model_labels is None or not true:
+        return None
+    ranked = np.argsort(-np.asarray(probabilities), axis=1)
+    rows = list(zip(true, ranked, strict=True))
+    return {k: float(np.mean([label in {model_labels[i] for i in row[:k]} for label, row in rows])) for k in ks}
 
 
 def _calibration(true: list[str], probabilities: FloatArray | None,

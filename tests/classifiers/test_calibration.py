@@ -3,6 +3,7 @@ figures `hotline eval classify` prints."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,4 +83,6 @@ def test_eval_classify_prints_calibration_and_the_routing_trade_off(test_cache_s
     assert result.exit_code == 0, result.output
     assert "n=495" in result.output and "macro-F1=" in result.output
     assert "calibration: ECE=" in result.output
+    top = re.search(r"accuracy=([\d.]+).*top-2 ([\d.]+)  top-3 ([\d.]+)", result.output, re.S)
+    assert top is not None and float(top[1]) <= float(top[2]) <= float(top[3]) <= 1.0
     assert ">= 0.5:" in result.output and "routed, accuracy" in result.output
