@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from contracts import AgentAssist, ClassifiedCall, Message, SimilarTicket, Sugge
 from streams.stage import Output, Stage
 
 REPLY_PREVIEW_CHARS = 600
+FORGET_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Assistant:
         self.encoder = encoder
         self.lexical = lexical
         self.settings = settings or AssistSettings()
+        self._forgot_at: datetime | None = None
 
     def assist(self, call: ClassifiedCall, remember: bool = True) -> AgentAssist:
         text = message_text(call.title, call.text)
@@ -53,6 +55,7 @@ class Assistant:
         if remember:
             self.store.remember_call(call.call_id, call.district, call.title or call.text[:60], text,
                                      call.received_at)
+            self._forget_old_calls(call.received_at)
         duplicates = [s for s in similar if s.likely_duplicate]
         return AgentAssist(
             call_id=call.call_id, category=call.category, confidence=call.confidence, top_k=call.top_k,
@@ -60,6 +63,14 @@ class Assistant:
             urgency=call.urgency, suggestions=self._suggestions(embedding), similar_tickets=similar,
             merge_into=duplicates[0].ticket_id if duplicates else None, classifier=call.classifier,
         )
+
+    def _forget_old_calls(self, now: datetime) -> None:
+        """Calls older than the window are never compared again: drop them (by the calls' own clock, at most
+        hourly), so the store holds a window of texts, not the whole history."""
+        if self._forgot_at is not None and now - self._forgot_at < FORGET_EVERY:
+            return
+        self.store.forget_calls_before(now - timedelta(days=self.settings.window_days))
+        self._forgot_at = now
 
     def _suggestions(self, embedding: FloatArray) -> list[SuggestedAnswer]:
         return [

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, Integer, String, Text, delete, or_, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -103,10 +103,7 @@ class AssistStore:
         with self._sessions() as session:
             return list(session.scalars(query))
 
-    def forget_calls_before(self, moment: datetime) -> None:
+    def forget_calls_before(self, moment: datetime) -> int:
         with self._sessions() as session, session.begin():
-            session.execute(delete(AssistCall).where(AssistCall.received_at < moment))
-
-
-def window_start(now: datetime, days: int) -> datetime:
-    return now - timedelta(days=days)
+            result = session.execute(delete(AssistCall).where(AssistCall.received_at < moment))
+            return int(getattr(result, "rowcount", 0) or 0)

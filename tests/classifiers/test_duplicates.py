@@ -110,3 +110,13 @@ def test_migration_0007_keeps_text_instead_of_embeddings_and_goes_down_and_up(tm
     command.upgrade(alembic_config(url), "head")
     store.engine.dispose()
     assert store.recent_calls("A3区", datetime.now(UTC) - timedelta(days=1), exclude="none") == []
+
+
+def test_the_store_forgets_calls_older_than_a_moment(tmp_path: Path, migrated_db: Path) -> None:
+    shutil.copy(migrated_db, tmp_path / "db.sqlite3")
+    store = AssistStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    now = datetime.now(UTC)
+    store.remember_call("old", "A3区", "标题", "正文", now - timedelta(days=40))
+    store.remember_call("new", "A3区", "标题", "正文", now)
+    assert store.forget_calls_before(now - timedelta(days=30)) == 1
+    assert [c.call_id for c in store.recent_calls("A3区", now - timedelta(days=400), exclude="none")] == ["new"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from classifiers.assist import Assistant
 from classifiers.duplicates import read_messages
 from classifiers.service import TextIntelligence
 from contracts import AgentAssist, Channel, ClassifiedCall, HotlineTranscript, Priority, TicketEvent, Topic
@@ -125,3 +126,14 @@ def test_the_assist_store_keeps_calls_with_phone_numbers_masked(text_intelligenc
                 if c.call_id == "pii-1")
     assert "13812345678" not in kept.text and "430102199001011234" not in kept.text
     assert "垃圾站垃圾满溢" in kept.text
+
+
+def test_remembering_a_call_drops_calls_older_than_the_window(text_intelligence: TextIntelligence) -> None:
+    shared = text_intelligence.assistant
+    assistant = Assistant(shared.knowledge, shared.store, shared.encoder, shared.lexical)  # its own purge clock
+    now = datetime.now(UTC)
+    old = _call(text_intelligence, "aged-1", GARBAGE).model_copy(update={"received_at": now - timedelta(days=45)})
+    assistant.assist(old)
+    assert any(c.call_id == "aged-1" for c in shared.store.recent_calls(None, now - timedelta(days=60), "x"))
+    assistant.assist(_call(text_intelligence, "fresh-1", WAGES))
+    assert not any(c.call_id == "aged-1" for c in shared.store.recent_calls(None, now - timedelta(days=60), "x"))
