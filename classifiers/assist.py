@@ -1,5 +1,5 @@
 """The assist stage: for each classified call, suggested answers from the knowledge base and similar open
-tickets in the same district, with a merge suggestion for a likely duplicate.
+tickets of the place (same district, or placed only in the city), with a merge suggestion for a likely repeat.
 
 It keeps its own view of tickets from the tickets topic (a second stage), so it never reads another
 stage's store.
@@ -8,7 +8,6 @@ stage's store.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -18,23 +17,11 @@ from classifiers.data import message_text
 from classifiers.knowledge import Encoder, FloatArray, KnowledgeIndex
 from classifiers.lexical import LexicalSimilarity
 from contracts import AgentAssist, ClassifiedCall, Message, SimilarTicket, SuggestedAnswer, TicketEvent, Topic
+from hotline.settings import AssistSettings
 from streams.stage import Output, Stage
 
 REPLY_PREVIEW_CHARS = 600
 FORGET_EVERY = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class AssistSettings:
-    """Scores are LexicalSimilarity cosines. Both thresholds were fixed on 150 hand-labelled message pairs and
-    then measured on 80 others (tests/classifiers/duplicate_gold.yaml, `hotline eval duplicates`): listing
-    at 0.125 is the best F1 there; merging at 0.30 the lowest score with nine in ten suggestions right."""
-
-    suggestions: int = 3
-    similar_min_score: float = 0.125
-    duplicate_min_score: float = 0.30
-    window_days: int = 30
-    similar_limit: int = 5
 
 
 class Assistant:

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select, case, func, select
 
-from classifiers.assist import AssistSettings
 from classifiers.data import message_text
 from classifiers.lexical import LexicalSimilarity, repeat_groups
 from consoles.direct_answers import DirectAnswerRate, direct_answer_rate
@@ -122,8 +121,8 @@ def _bars(pairs: list[tuple[str, int]]) -> list[Count]:
     return [Count(label, n, n / top) for label, n in pairs]
 
 
-def build_dashboard(store: TicketStore, now: datetime, lexical: LexicalSimilarity, district: str | None = None,
-                    limit: int = 15) -> Dashboard:
+def build_dashboard(store: TicketStore, now: datetime, lexical: LexicalSimilarity, issue_at: float,
+                    district: str | None = None, limit: int = 15) -> Dashboard:
     now = _utc(now)
     late = Ticket.status.in_(OPEN) & (Ticket.deadline_at < now)
     with store.session() as session:
@@ -177,7 +176,7 @@ def build_dashboard(store: TicketStore, now: datetime, lexical: LexicalSimilarit
         by_department=[DepartmentLoad(d, n, o, e, n / top) for d, n, o, e in loads],
         overdue=overdue, escalated=escalated, latest=latest,
         hot_spots=[HotSpot(c or "（未分类）", d or "（未知）", int(n), int(n) / hot_top) for c, d, n in hot_rows],
-        hot_issues=hot_issues(recent_calls, lexical)[:10],
+        hot_issues=hot_issues(recent_calls, lexical, issue_at)[:10],
         cameras=[CameraCase(t, _explained(t, "kind") or t.category, _explained(t, "camera_id"),
                             t.id in snapshot_ids or snapshot_in_decision(t) is not None) for t in camera_tickets],
         rates=figures, direct=direct_answer_rate(store, now - RATES_WINDOW, now, district),
@@ -186,11 +185,11 @@ def build_dashboard(store: TicketStore, now: datetime, lexical: LexicalSimilarit
     )
 
 
-def hot_issues(tickets: list[Ticket], lexical: LexicalSimilarity) -> list[HotIssue]:
+def hot_issues(tickets: list[Ticket], lexical: LexicalSimilarity, threshold: float) -> list[HotIssue]:
     """Problems reported more than once among the tickets, most reported first. Camera events are left out:
     the camera path already keeps one event, so one ticket, per camera, zone and kind."""
     groups = repeat_groups(lexical, [message_text(t.title, t.description) for t in tickets],
-                           [t.district for t in tickets], AssistSettings().duplicate_min_score)
+                           [t.district for t in tickets], threshold)
     issues = []
     for members in groups:
         if len(members) < 2:

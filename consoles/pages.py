@@ -225,7 +225,8 @@ def manager_page(request: Request, district: str | None = None) -> Response:
     if isinstance(principal, Response):
         return principal
     context = _context(request)
-    board = build_dashboard(context.store, context.clock(), _lexical(request), district or None)
+    board = build_dashboard(context.store, context.clock(), _lexical(request),
+                            context.settings.assist.duplicate_min_score, district or None)
     return _render(request, "manager.html", principal, board=board)
 
 
@@ -327,7 +328,8 @@ def _ticket_desk(request: Request, principal: Principal, desk: Desk, ticket_id: 
         catalogue = _catalogue(request)
         directory = catalogue.compiled(catalogue.active_id()).directory
     view = desk_view(desk, _context(request).store, ticket_id, _context(request).clock(), directory,
-                     _lexical(request), department=principal.department)
+                     _lexical(request), _context(request).settings.assist.duplicate_min_score,
+                     department=principal.department)
     if view is None:
         return _render(request, "ticket.html", principal, status_code=status.HTTP_404_NOT_FOUND, view=None,
                        base=desk.base, ticket_id=ticket_id, problem=problem or f"ticket {ticket_id} not found",

@@ -20,7 +20,6 @@ from sqlalchemy import or_, select
 
 from api.queries import ticket_detail
 from api.schemas import TicketDetail
-from classifiers.assist import AssistSettings
 from classifiers.data import message_text
 from classifiers.extract import is_city_wide
 from classifiers.lexical import LexicalSimilarity
@@ -73,7 +72,7 @@ class MergeCandidate:
 
 
 def desk_view(desk: Desk, store: TicketStore, ticket_id: str, now: datetime, directory: Directory | None,
-              lexical: LexicalSimilarity, department: str | None = None) -> DeskView | None:
+              lexical: LexicalSimilarity, merge_at: float, department: str | None = None) -> DeskView | None:
     """The ticket as `desk` shows it; None when there is none (or, at a department's desk, not theirs)."""
     ticket = ticket_detail(store, ticket_id, now, department=department if desk.for_department else None)
     if ticket is None:
@@ -84,7 +83,7 @@ def desk_view(desk: Desk, store: TicketStore, ticket_id: str, now: datetime, dir
     manager = not desk.for_department
     return DeskView(desk=desk, ticket=ticket, actions=[a for a in desk.actions if a in permitted],
                     departments=department_choices(directory, ticket.district) if manager else [],
-                    merge_candidates=_merge_candidates(store, ticket, lexical) if manager else [])
+                    merge_candidates=_merge_candidates(store, ticket, lexical, merge_at) if manager else [])
 
 
 def department_choices(directory: Directory | None, district: str | None) -> list[str]:
@@ -97,7 +96,8 @@ def department_choices(directory: Directory | None, district: str | None) -> lis
     return sorted(local) or sorted(directory.by_name)
 
 
-def _merge_candidates(store: TicketStore, ticket: TicketDetail, lexical: LexicalSimilarity) -> list[MergeCandidate]:
+def _merge_candidates(store: TicketStore, ticket: TicketDetail, lexical: LexicalSimilarity,
+                      merge_at: float) -> list[MergeCandidate]:
     """Open tickets of the same district (or placed only in the city), ranked by how alike their text is: the
     score the agent's merge suggestion uses, so a category the classifier got wrong hides no duplicate."""
     with store.session() as session:
@@ -113,8 +113,7 @@ def _merge_candidates(store: TicketStore, ticket: TicketDetail, lexical: Lexical
     scores = lexical.scores_by_key(message_text(ticket.title, ticket.description), [f"ticket:{t.id}" for t in pool],
                                    [message_text(t.title, t.description) for t in pool])
     ranked = sorted(zip(pool, scores, strict=True), key=lambda pair: -pair[1])[:MERGE_CANDIDATES]
-    duplicate_at = AssistSettings().duplicate_min_score
-    return [MergeCandidate(t, float(score), float(score) >= duplicate_at) for t, score in ranked]
+    return [MergeCandidate(t, float(score), float(score) >= merge_at) for t, score in ranked]
 
 
 def _field(form: dict[str, str], name: str, what: str) -> str:

@@ -153,7 +153,6 @@ def eval_duplicates(
     """Precision and recall of the repeat-report finder (similar-ticket list and merge suggestion)."""
     import numpy as np
 
-    from classifiers.assist import AssistSettings
     from classifiers.duplicates import evaluate_duplicates, load_gold, read_messages
     from classifiers.knowledge import lexical_similarity, load_knowledge_base
 
@@ -161,7 +160,7 @@ def eval_duplicates(
     messages = read_messages(data or settings.hotline_data_dir / "unlabeled_messages.csv")
     cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
     scorers: dict[str, tuple[PairScorer, list[float]]] = {}
-    thresholds = AssistSettings()
+    thresholds = settings.assist
     shipped_at = [thresholds.similar_min_score, thresholds.duplicate_min_score]
     lexical = lexical_similarity(cases)
     scorers["lexical (shipped)"] = (lexical.pair_scores, shipped_at)

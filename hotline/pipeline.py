@@ -73,7 +73,8 @@ def build_text_intelligence(settings: Settings) -> TextIntelligence | str:
     cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
     knowledge = KnowledgeIndex.build(cases, e5, settings.models_dir / "indexes")
     taxonomy = SubcategoryIndex.build(settings.taxonomy_csv, e5, settings.models_dir / "indexes")
-    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5, lexical_similarity(cases))
+    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5, lexical_similarity(cases),
+                          settings.assist)
     return TextIntelligence(model, e5, assistant, taxonomy, settings.classifier.min_confidence,
                             settings.classifier.top_k)
 

@@ -74,6 +74,20 @@ class ClassifierSettings(BaseModel):
     top_k: int = 3
 
 
+class AssistSettings(BaseModel):
+    """What the agent is shown beside a call. The two scores are the repeat-report score (classifiers/lexical.py);
+    both defaults were fixed on 150 hand-labelled message pairs and measured on 80 others
+    (tests/classifiers/duplicate_gold.yaml, `hotline eval duplicates`)."""
+
+    suggestions: int = Field(3, ge=1, le=20, description="Past cases with their official replies.")
+    similar_min_score: float = Field(0.125, ge=0, le=1, description=(
+        "An open ticket this alike is listed as similar (best F1 on the labelled pairs)."))
+    duplicate_min_score: float = Field(0.30, ge=0, le=1, description=(
+        "This alike: merge suggested, flagged at the ticket desk, grouped into one hot issue (nine in ten right)."))
+    window_days: int = Field(30, ge=1, description="How far back calls are compared; older ones are dropped.")
+    similar_limit: int = Field(5, ge=1, le=50)
+
+
 class VisionSettings(BaseModel):
     detector_model: Path = REPO_ROOT / "vision" / "models" / "urban-yolo.onnx"
     # low on purpose: the committed CPU-trained detector is under-confident; zones set the real thresholds
@@ -102,6 +116,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     limits: LimitSettings = LimitSettings()
     classifier: ClassifierSettings = ClassifierSettings()
+    assist: AssistSettings = AssistSettings()
     vision: VisionSettings = VisionSettings()
 
     @classmethod

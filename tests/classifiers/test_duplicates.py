@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from classifiers.assist import AssistSettings
 from classifiers.assist_store import AssistStore
 from classifiers.duplicates import evaluate_duplicates, load_gold, read_messages
 from classifiers.knowledge import lexical_similarity, load_knowledge_base
 from classifiers.lexical import LexicalSimilarity
 from hotline.cli import eval_app
+from hotline.settings import AssistSettings
 
 from ..conftest import SHARED_DIR
 
