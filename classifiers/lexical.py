@@ -26,6 +26,7 @@ from classifiers.extract import is_city_wide
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 N_BUCKETS = 2**20
 KEPT_VECTORS = 10_000  # about 4 KB each
+GROUPING_BLOCK = 500
 
 
 class LexicalSimilarity:
@@ -87,9 +88,12 @@ def repeat_groups(lexical: LexicalSimilarity, texts: Sequence[str], districts: S
     if not texts:
         return []
     vectors = lexical.vectors(texts)
-    close = sparse.triu(vectors @ vectors.T, k=1, format="coo")
-    linked = [(i, j) for i, j, score in zip(close.row, close.col, close.data, strict=True)
-              if score >= threshold and _same_place(districts[i], districts[j])]
+    linked = []
+    for start in range(0, len(texts), GROUPING_BLOCK):  # a block of rows at a time: most pairs share some bigram
+        block = (vectors[start:start + GROUPING_BLOCK] @ vectors.T).tocoo()
+        close = (block.data >= threshold) & (block.row + start < block.col)
+        linked += [(int(i), int(j)) for i, j in zip(block.row[close] + start, block.col[close], strict=True)
+                   if _same_place(districts[i], districts[j])]
     graph = sparse.coo_matrix((np.ones(len(linked)), ([i for i, _ in linked], [j for _, j in linked])),
                               shape=(len(texts), len(texts)))
     _, group_of = connected_components(graph, directed=False)

@@ -152,7 +152,7 @@ def build_dashboard(store: TicketStore, now: datetime, lexical: LexicalSimilarit
             .where(Ticket.created_at >= now - HOTSPOT_WINDOW, Ticket.status != TicketStatus.MERGED.value)
             .group_by(Ticket.category, Ticket.district).order_by(func.count().desc()).limit(10),
             district)).all()
-        recent_calls = list(session.scalars(_scoped(
+        recent_reports = list(session.scalars(_scoped(
             select(Ticket).where(Ticket.created_at >= now - HOTSPOT_WINDOW, Ticket.source != "camera"), district)
             .order_by(Ticket.created_at.desc()).limit(HOT_ISSUE_POOL)))
         camera_tickets = list(session.scalars(_scoped(select(Ticket).where(Ticket.source == "camera"), district)
@@ -176,7 +176,7 @@ def build_dashboard(store: TicketStore, now: datetime, lexical: LexicalSimilarit
         by_department=[DepartmentLoad(d, n, o, e, n / top) for d, n, o, e in loads],
         overdue=overdue, escalated=escalated, latest=latest,
         hot_spots=[HotSpot(c or "（未分类）", d or "（未知）", int(n), int(n) / hot_top) for c, d, n in hot_rows],
-        hot_issues=hot_issues(recent_calls, lexical, issue_at)[:10],
+        hot_issues=hot_issues(recent_reports, lexical, issue_at)[:10],
         cameras=[CameraCase(t, _explained(t, "kind") or t.category, _explained(t, "camera_id"),
                             t.id in snapshot_ids or snapshot_in_decision(t) is not None) for t in camera_tickets],
         rates=figures, direct=direct_answer_rate(store, now - RATES_WINDOW, now, district),

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from classifiers.assist_store import AssistStore
 from classifiers.duplicates import evaluate_duplicates, load_gold, read_messages
 from classifiers.knowledge import lexical_similarity, load_knowledge_base
-from classifiers.lexical import LexicalSimilarity
+from classifiers.lexical import LexicalSimilarity, repeat_groups
 from hotline.cli import eval_app
 from hotline.settings import AssistSettings
 
@@ -120,3 +120,13 @@ def test_the_store_forgets_calls_older_than_a_moment(tmp_path: Path, migrated_db
     store.remember_call("new", "A3区", "标题", "正文", now)
     assert store.forget_calls_before(now - timedelta(days=30)) == 1
     assert [c.call_id for c in store.recent_calls("A3区", now - timedelta(days=400), exclude="none")] == ["new"]
+
+
+def test_repeat_groups_link_alike_reports_of_one_place_and_keep_other_districts_apart(
+        lexical: LexicalSimilarity) -> None:
+    same = "幸福小区门口垃圾堆积多日无人清运，臭气熏天。"
+    texts = [same, same, same, "A7县星沙街道某小区电梯经常故障，物业不维修。", same]
+    groups = repeat_groups(lexical, texts, ["A3区", "A市", None, "A3区", "A5区"], threshold=0.3)
+    assert groups[0] == [0, 1, 2, 4]  # A5区 joins through the city-wide and the placeless reports ...
+    apart = repeat_groups(lexical, [same, same], ["A3区", "A5区"], threshold=0.3)
+    assert apart == [[0], [1]]  # ... but two named districts alone are two places
