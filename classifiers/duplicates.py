@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, cohen_kappa_score
 
 from classifiers.data import message_text
 
@@ -71,17 +71,28 @@ class DuplicateReport:
         return "\n".join(lines)
 
 
-def load_gold(path: Path) -> list[GoldSet]:
+def load_gold(path: Path, labeller: int = 1) -> list[GoldSet]:
+    """The labelled sets, with the first labeller's labels or (labeller=2) the second's."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     sets = []
     for name, body in raw.items():
         weights = {stratum: pool / drawn for stratum, (pool, drawn) in body["strata"].items()}
-        pairs = [LabelledPair(str(a), str(b), str(stratum), bool(label)) for a, b, stratum, label in body["pairs"]]
+        pairs = [LabelledPair(str(a), str(b), str(stratum), bool(labels[labeller - 1]))
+                 for a, b, stratum, *labels in body["pairs"]]
         unknown = {p.stratum for p in pairs} - weights.keys()
         if unknown:
             raise ValueError(f"{path}: set {name!r} has pairs in strata without sizes: {sorted(unknown)}")
         sets.append(GoldSet(name, pairs, weights))
     return sets
+
+
+def labeller_agreement(path: Path) -> list[tuple[str, int, int, float]]:
+    """Per set: pairs, pairs both labellers put the same way, Cohen's kappa."""
+    agreement = []
+    for first, second in zip(load_gold(path, 1), load_gold(path, 2), strict=True):
+        same = int((first.labels == second.labels).sum())
+        agreement.append((first.name, len(first.pairs), same, float(cohen_kappa_score(first.labels, second.labels))))
+    return agreement
 
 
 def read_messages(path: Path) -> dict[str, str]:

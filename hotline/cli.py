@@ -153,7 +153,7 @@ def eval_duplicates(
     """Precision and recall of the repeat-report finder (similar-ticket list and merge suggestion)."""
     import numpy as np
 
-    from classifiers.duplicates import evaluate_duplicates, load_gold, read_messages
+    from classifiers.duplicates import evaluate_duplicates, labeller_agreement, load_gold, read_messages
     from classifiers.knowledge import lexical_similarity, load_knowledge_base
 
     settings = get_settings()
@@ -175,6 +175,12 @@ def eval_duplicates(
         console.print(f"[bold]{name}[/bold]")
         for gold_set in load_gold(gold):
             console.print(evaluate_duplicates(gold_set, messages, score_pairs, at).as_text(), highlight=False)
+    console.print("[bold]the shipped score against the second labeller[/bold]")
+    for name, pairs, same, kappa in labeller_agreement(gold):
+        console.print(f"{name}: the labellers agree on {same} of {pairs} pairs (Cohen's kappa {kappa:.2f})")
+    for gold_set in load_gold(gold, labeller=2):
+        console.print(evaluate_duplicates(gold_set, messages, lexical.pair_scores, shipped_at).as_text(),
+                      highlight=False)
     group_of = _repeat_group_of(list(messages.values()), lexical, thresholds.duplicate_min_score)
     console.print(f"[bold]hot issues: all {len(messages)} messages grouped at {thresholds.duplicate_min_score}; "
                   "score 1 = the pair lands in one group[/bold]")

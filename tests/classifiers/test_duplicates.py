@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from classifiers.assist_store import AssistStore
-from classifiers.duplicates import evaluate_duplicates, load_gold, read_messages
+from classifiers.duplicates import evaluate_duplicates, labeller_agreement, load_gold, read_messages
 from classifiers.knowledge import lexical_similarity, load_knowledge_base
 from classifiers.lexical import LexicalSimilarity, repeat_groups
 from hotline.cli import eval_app
@@ -130,3 +130,12 @@ def test_repeat_groups_link_alike_reports_of_one_place_and_keep_other_districts_
     assert groups[0] == [0, 1, 2, 4]  # A5区 joins through the city-wide and the placeless reports ...
     apart = repeat_groups(lexical, [same, same], ["A3区", "A5区"], threshold=0.3)
     assert apart == [[0], [1]]  # ... but two named districts alone are two places
+
+
+def test_the_second_labellers_column_is_read_and_compared(tmp_path: Path) -> None:
+    gold = tmp_path / "gold.yaml"
+    gold.write_text("fit:\n  strata: {A: [4, 4]}\n  pairs:\n    - [1, 2, A, 1, 1]\n    - [3, 4, A, 0, 0]\n"
+                    "    - [5, 6, A, 1, 0]\n    - [7, 8, A, 0, 0]\n", encoding="utf-8")
+    assert [p.duplicate for p in load_gold(gold, labeller=2)[0].pairs] == [True, False, False, False]
+    (name, pairs, same, kappa), = labeller_agreement(gold)
+    assert (name, pairs, same) == ("fit", 4, 3) and kappa == pytest.approx(0.5)
