@@ -55,6 +55,8 @@ def test_the_metric_accepts_parts_and_codes_and_refuses_junk() -> None:
 @pytest.mark.parametrize(("gold_file", "at_least", "most_invented"), [
     ("address_gold.yaml", 0.80, 6),        # 0.850, 5 of 23 place-less messages given a place
     ("address_gold_test.yaml", 0.80, 2),   # 0.867, 1 of 14
+    ("address_gold_second.yaml", 0.75, 4),       # the same messages labelled by a second, blind pass: 0.800, 3 of 19
+    ("address_gold_test_second.yaml", 0.80, 2),  # 0.900, 1 of 15
 ])
 def test_addresses_of_hand_labelled_messages(gold_file: str, at_least: float, most_invented: int) -> None:
     accuracy, invented, placeless = _score(gold_file)
