@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from classifiers.duplicates import FloatArray, PairScorer
     from classifiers.e5_model import E5IntentClassifier
     from classifiers.lexical import LexicalSimilarity
+    from classifiers.stage import IntentModel
 
 DUPLICATE_GOLD = REPO_ROOT / "tests" / "classifiers" / "duplicate_gold.yaml"
 
@@ -123,11 +124,12 @@ def eval_classify(
     text_col: Annotated[str, typer.Option()] = "text",
     label_col: Annotated[str, typer.Option()] = "category",
     title_col: Annotated[str | None, typer.Option(help="Prepended to the text when present.")] = "title",
-    model: Annotated[str, typer.Option(help="baseline or e5")] = "baseline",
+    model: Annotated[str, typer.Option(help="baseline, e5 or ensemble")] = "baseline",
     raw_only: Annotated[bool, typer.Option(help="Only rows with form=raw (the held-out rows).")] = True,
 ) -> None:
     """Accuracy, macro-F1, per-class figures and the confusion matrix of a classifier on a labelled CSV."""
     from classifiers.data import read_labelled_csv
+    from classifiers.ensemble import EnsembleIntentModel
     from classifiers.metrics import evaluate
     from hotline.pipeline import load_baseline
 
@@ -135,7 +137,9 @@ def eval_classify(
     rows = read_labelled_csv(data, text_col, label_col, title_col)
     if raw_only and any(r.form == "raw" for r in rows):
         rows = [r for r in rows if r.form == "raw"]
-    intent = load_baseline(settings) if model == "baseline" else _e5(settings)
+    intent: IntentModel = load_baseline(settings) if model == "baseline" else _e5(settings)
+    if model == "ensemble":
+        intent = EnsembleIntentModel(_e5(settings), load_baseline(settings), settings.classifier.ensemble_e5_weight)
     probabilities = intent.predict_proba([r.text for r in rows])
     predicted = [intent.labels[i] for i in probabilities.argmax(axis=1)]
     labels = sorted(set(intent.labels) | {r.label for r in rows})

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
 from classifiers import BaselineClassifier, IntentModel, make_classify_stage
 from classifiers.assist import Assistant, make_assist_stages
 from classifiers.assist_store import AssistStore
+from classifiers.ensemble import EnsembleIntentModel
 from classifiers.knowledge import KnowledgeIndex, lexical_similarity, load_knowledge_base
 from classifiers.service import TextIntelligence
 from classifiers.taxonomy import SubcategoryIndex
@@ -18,6 +20,9 @@ from hotline.settings import Settings
 from streams import EmbeddedBus, Stage, Transport
 from tickets import TicketStore, make_ticketing_stage
 from vision import CameraRegistry, OnnxYoloDetector, make_detect_stage
+
+if TYPE_CHECKING:
+    from classifiers.e5_model import E5IntentClassifier
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +60,16 @@ def build_pipeline(settings: Settings, store: TicketStore) -> Pipeline:
     return Pipeline(stages, disabled)
 
 
+def intent_model(settings: Settings, e5: E5IntentClassifier) -> IntentModel:
+    """The configured intent model, e5 being built."""
+    choice = settings.classifier.model
+    if choice == "e5":
+        return e5
+    if choice == "ensemble":
+        return EnsembleIntentModel(e5, load_baseline(settings), settings.classifier.ensemble_e5_weight)
+    return load_baseline(settings)
+
+
 def load_baseline(settings: Settings) -> BaselineClassifier:
     return BaselineClassifier.load(settings.models_dir / BASELINE_MODEL_FILE)
 
@@ -69,7 +84,7 @@ def build_text_intelligence(settings: Settings) -> TextIntelligence | str:
     from classifiers.e5_model import E5IntentClassifier
 
     e5 = E5IntentClassifier(e5_path)
-    model: IntentModel = e5 if settings.classifier.model == "e5" else load_baseline(settings)
+    model = intent_model(settings, e5)
     cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
     knowledge = KnowledgeIndex.build(cases, e5, settings.models_dir / "indexes")
     taxonomy = SubcategoryIndex.build(settings.taxonomy_csv, e5, settings.models_dir / "indexes")

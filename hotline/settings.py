@@ -67,9 +67,10 @@ class LimitSettings(BaseModel):
 
 
 class ClassifierSettings(BaseModel):
-    model: Literal["baseline", "e5"] = Field(
-        "baseline", description="Which model names the category; e5 always gives the embeddings when built."
-    )
+    model: Literal["ensemble", "baseline", "e5"] = Field("ensemble", description=(
+        "Which model names the category. ensemble: the baseline's and e5's probabilities averaged (falls back to "
+        "the baseline while e5 is not built); e5 always gives the embeddings when built."))
+    ensemble_e5_weight: float = Field(0.25, ge=0, le=1, description="e5's share of the ensemble's probabilities.")
     min_confidence: float = Field(0.5, ge=0, le=1, description="Below this the call goes to manual dispatch.")
     top_k: int = 3
 
