@@ -12,6 +12,7 @@ from sklearn.metrics import f1_score
 
 from classifiers import BaselineClassifier, IntentModel
 from classifiers.assist import Assistant
+from classifiers.data import read_labelled_csv
 from classifiers.duplicates import read_messages
 from classifiers.e5_model import E5IntentClassifier
 from classifiers.ensemble import DEFAULT_E5_WEIGHT, EnsembleIntentModel
@@ -20,7 +21,7 @@ from contracts import AgentAssist, Channel, ClassifiedCall, HotlineTranscript, P
 from hotline.pipeline import build_pipeline, open_embedded_bus, open_store
 from hotline.settings import Settings
 
-from ..conftest import SHARED_DIR
+from ..conftest import SHARED_DIR, TRAINING_CSV
 
 WAGES = "A3区某建筑工地老板拖欠我们二十多个农民工三个月工资，多次讨要无果，请求劳动监察部门帮忙追讨。"
 GARBAGE = "A5区梅溪湖街道某小区门口的垃圾站垃圾满溢，已经好几天没人清运，臭气熏天，蚊蝇很多，请尽快处理。"
@@ -185,3 +186,20 @@ def test_the_raw_surface_validation_set_picks_the_shipped_ensemble_weight(text_i
                           average="macro") for w in (0.0, 0.25, 0.5, 0.75, 1.0)}
     assert max(scores, key=lambda w: scores[w]) == DEFAULT_E5_WEIGHT
     assert scores[DEFAULT_E5_WEIGHT] >= scores[0.0] + 0.02  # measured 0.693 against the baseline's 0.628
+
+
+def test_sub_categories_of_hand_labelled_messages(text_intelligence: TextIntelligence) -> None:
+    """Within the message's own category, the agent's three suggested sub-categories hold the annotators' second
+    level for 0.88 of 60 messages (measured 2026-11-29; the exact leaf for 0.66)."""
+    gold = yaml.safe_load((Path(__file__).parent / "subcategory_gold.yaml").read_text(encoding="utf-8"))
+    rows = {row.id: row for row in read_labelled_csv(TRAINING_CSV)}
+    taxonomy = text_intelligence.taxonomy
+    assert taxonomy is not None
+    texts = [rows[i].text for i in gold]
+    embeddings = text_intelligence.encoder.encode(texts)
+    hits = []
+    for (message_id, (first, _)), embedding in zip(gold.items(), embeddings, strict=True):
+        category = rows[message_id].label
+        suggested = [s.label.split("/")[1] for s in taxonomy.suggest(embedding, category, 3)]
+        hits.append(first.split("/")[0] in suggested)
+    assert sum(hits) / len(hits) >= 0.8
