@@ -60,10 +60,14 @@ class LexicalSimilarity:
         return np.asarray((matrix[1:] @ matrix[0].T).toarray()).ravel()
 
     def scores_by_key(self, query: str, keys: Sequence[str], texts: Sequence[str]) -> FloatArray:
-        """Like scores, for texts that never change under their key (a call's text): their vectors are kept, so
-        a query over the same recent calls hashes only the new ones."""
+        """Like scores, for texts that never change under their key (a call's or a ticket's text)."""
         if not texts:
             return np.zeros(0)
+        return np.asarray((self.kept_vectors(keys, texts) @ self.vectors([query]).T).toarray()).ravel()
+
+    def kept_vectors(self, keys: Sequence[str], texts: Sequence[str]) -> sparse.csr_matrix:
+        """Like vectors, for texts that never change under their key: their vectors are kept, so a query over
+        the same recent calls or tickets hashes only the new ones."""
         with self._kept_lock:  # the API's worker threads and the stage share one instance
             missing = [i for i, key in enumerate(keys) if key not in self._kept]
             if missing:
@@ -71,10 +75,10 @@ class LexicalSimilarity:
                     self._kept[keys[i]] = vector
             for key in keys:
                 self._kept.move_to_end(key)
-            matrix = sparse.vstack([self._kept[key] for key in keys]).tocsr()
+            matrix: sparse.csr_matrix = sparse.vstack([self._kept[key] for key in keys]).tocsr()
             while len(self._kept) > KEPT_VECTORS:
                 self._kept.popitem(last=False)
-        return np.asarray((matrix @ self.vectors([query]).T).toarray()).ravel()
+        return matrix
 
     def pair_scores(self, firsts: Sequence[str], seconds: Sequence[str]) -> FloatArray:
         """Cosine of each text in firsts to the text at the same position in seconds."""
@@ -82,12 +86,13 @@ class LexicalSimilarity:
 
 
 def repeat_groups(lexical: LexicalSimilarity, texts: Sequence[str], districts: Sequence[str | None],
-                  threshold: float) -> list[list[int]]:
+                  threshold: float, keys: Sequence[str] | None = None) -> list[list[int]]:
     """Reports of one issue: texts linked, directly or through others, by a score at or above the threshold,
-    between districts that may be the same place (equal, or one placed only in the city). Largest first."""
+    between districts that may be the same place (equal, or one placed only in the city). Largest first.
+    `keys` (one per text, the text never changing under it) lets repeated groupings reuse kept vectors."""
     if not texts:
         return []
-    vectors = lexical.vectors(texts)
+    vectors = lexical.vectors(texts) if keys is None else lexical.kept_vectors(keys, texts)
     linked = []
     for start in range(0, len(texts), GROUPING_BLOCK):  # a block of rows at a time: most pairs share some bigram
         block = (vectors[start:start + GROUPING_BLOCK] @ vectors.T).tocoo()
@@ -101,6 +106,11 @@ def repeat_groups(lexical: LexicalSimilarity, texts: Sequence[str], districts: S
     for index, group in enumerate(group_of):
         groups.setdefault(int(group), []).append(index)
     return sorted(groups.values(), key=lambda members: (-len(members), members[0]))
+
+
+def ticket_key(ticket_id: str) -> str:
+    """The kept-vector key of a ticket's title and description (calls are kept under their call id)."""
+    return f"ticket:{ticket_id}"
 
 
 def _same_place(first: str | None, second: str | None) -> bool:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, case, func, select
 
 from classifiers.data import message_text
-from classifiers.lexical import LexicalSimilarity, repeat_groups
+from classifiers.lexical import LexicalSimilarity, repeat_groups, ticket_key
 from consoles.direct_answers import DirectAnswerRate, direct_answer_rate
 from tickets.lifecycle import OPEN_STATUSES, Rates, rates, sniff_image
 from tickets.models import Ticket, TicketAttachment, TicketStatus
@@ -189,7 +189,7 @@ def hot_issues(tickets: list[Ticket], lexical: LexicalSimilarity, threshold: flo
     """Problems reported more than once among the tickets, most reported first. Camera events are left out:
     the camera path already keeps one event, so one ticket, per camera, zone and kind."""
     groups = repeat_groups(lexical, [message_text(t.title, t.description) for t in tickets],
-                           [t.district for t in tickets], threshold)
+                           [t.district for t in tickets], threshold, keys=[ticket_key(t.id) for t in tickets])
     issues = []
     for members in groups:
         if len(members) < 2:

@@ -22,7 +22,7 @@ from api.queries import ticket_detail
 from api.schemas import TicketDetail
 from classifiers.data import message_text
 from classifiers.extract import is_city_wide
-from classifiers.lexical import LexicalSimilarity
+from classifiers.lexical import LexicalSimilarity, ticket_key
 from dispatch_rules.directory import Directory
 from tickets.lifecycle import OPEN_STATUSES, Action, Lifecycle, Photo, TransitionResult, allowed_actions
 from tickets.models import Ticket, TicketStatus
@@ -110,7 +110,7 @@ def _merge_candidates(store: TicketStore, ticket: TicketDetail, lexical: Lexical
         pool = list(session.scalars(query))
     if not pool:
         return []
-    scores = lexical.scores_by_key(message_text(ticket.title, ticket.description), [f"ticket:{t.id}" for t in pool],
+    scores = lexical.scores_by_key(message_text(ticket.title, ticket.description), [ticket_key(t.id) for t in pool],
                                    [message_text(t.title, t.description) for t in pool])
     ranked = sorted(zip(pool, scores, strict=True), key=lambda pair: -pair[1])[:MERGE_CANDIDATES]
     return [MergeCandidate(t, float(score), float(score) >= merge_at) for t, score in ranked]
