@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
     from classifiers.stage import IntentModel
 
 DUPLICATE_GOLD = REPO_ROOT / "tests" / "classifiers" / "duplicate_gold.yaml"
+
+
+class ModelChoice(StrEnum):
+    BASELINE = "baseline"
+    E5 = "e5"
+    ENSEMBLE = "ensemble"
 
 app = typer.Typer(help="12345 hotline + city camera AI dispatch.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Put transcripts or camera frames on their topics.", no_args_is_help=True)
@@ -124,22 +131,20 @@ def eval_classify(
     text_col: Annotated[str, typer.Option()] = "text",
     label_col: Annotated[str, typer.Option()] = "category",
     title_col: Annotated[str | None, typer.Option(help="Prepended to the text when present.")] = "title",
-    model: Annotated[str, typer.Option(help="baseline, e5 or ensemble")] = "baseline",
+    model: Annotated[ModelChoice, typer.Option(help="Which intent model.")] = ModelChoice.BASELINE,
     raw_only: Annotated[bool, typer.Option(help="Only rows with form=raw (the held-out rows).")] = True,
 ) -> None:
     """Accuracy, macro-F1, per-class figures and the confusion matrix of a classifier on a labelled CSV."""
     from classifiers.data import read_labelled_csv
-    from classifiers.ensemble import EnsembleIntentModel
     from classifiers.metrics import evaluate
-    from hotline.pipeline import load_baseline
+    from hotline.pipeline import intent_model, load_baseline
 
     settings = get_settings()
     rows = read_labelled_csv(data, text_col, label_col, title_col)
     if raw_only and any(r.form == "raw" for r in rows):
         rows = [r for r in rows if r.form == "raw"]
-    intent: IntentModel = load_baseline(settings) if model == "baseline" else _e5(settings)
-    if model == "ensemble":
-        intent = EnsembleIntentModel(_e5(settings), load_baseline(settings), settings.classifier.ensemble_e5_weight)
+    intent: IntentModel = (load_baseline(settings) if model is ModelChoice.BASELINE
+                           else intent_model(settings, _e5(settings), model.value))
     probabilities = intent.predict_proba([r.text for r in rows])
     predicted = [intent.labels[i] for i in probabilities.argmax(axis=1)]
     labels = sorted(set(intent.labels) | {r.label for r in rows})
@@ -175,9 +180,10 @@ def eval_duplicates(
             return np.asarray((e5.encode(list(firsts)) * e5.encode(list(seconds))).sum(axis=1), dtype=np.float64)
 
         scorers["e5 cosine (before 2026-11-29)"] = (e5_cosine, [0.88, 0.94])
+    first_labels = load_gold(gold)
     for name, (score_pairs, at) in scorers.items():
         console.print(f"[bold]{name}[/bold]")
-        for gold_set in load_gold(gold):
+        for gold_set in first_labels:
             console.print(evaluate_duplicates(gold_set, messages, score_pairs, at).as_text(), highlight=False)
     console.print("[bold]the shipped score against the second labeller[/bold]")
     for name, pairs, same, kappa in labeller_agreement(gold):
@@ -188,8 +194,8 @@ def eval_duplicates(
     group_of = _repeat_group_of(list(messages.values()), lexical, thresholds.duplicate_min_score)
     console.print(f"[bold]hot issues: all {len(messages)} messages grouped at {thresholds.duplicate_min_score}; "
                   "score 1 = the pair lands in one group[/bold]")
-    for gold_set in load_gold(gold):
-        same_group = _same_group_scorer(group_of)
+    same_group = _same_group_scorer(group_of)
+    for gold_set in first_labels:
         console.print(evaluate_duplicates(gold_set, messages, same_group, [1.0]).as_text(), highlight=False)
 
 

@@ -60,9 +60,9 @@ def build_pipeline(settings: Settings, store: TicketStore) -> Pipeline:
     return Pipeline(stages, disabled)
 
 
-def intent_model(settings: Settings, e5: E5IntentClassifier) -> IntentModel:
-    """The configured intent model, e5 being built."""
-    choice = settings.classifier.model
+def intent_model(settings: Settings, e5: E5IntentClassifier, choice: str | None = None) -> IntentModel:
+    """The configured intent model (or `choice`: ensemble, baseline or e5), e5 being built."""
+    choice = choice or settings.classifier.model
     if choice == "e5":
         return e5
     if choice == "ensemble":

@@ -86,3 +86,8 @@ def test_eval_classify_prints_calibration_and_the_routing_trade_off(test_cache_s
     top = re.search(r"accuracy=([\d.]+).*top-2 ([\d.]+)  top-3 ([\d.]+)", result.output, re.S)
     assert top is not None and float(top[1]) <= float(top[2]) <= float(top[3]) <= 1.0
     assert ">= 0.5:" in result.output and "routed, accuracy" in result.output
+
+
+def test_eval_classify_refuses_a_model_it_does_not_know() -> None:
+    result = CliRunner().invoke(eval_app, ["classify", "--data", str(TRAINING_CSV), "--model", "ensmble"])
+    assert result.exit_code == 2 and "'ensmble' is not one of" in result.output
