@@ -77,6 +77,10 @@ def load_gold(path: Path, labeller: int = 1) -> list[GoldSet]:
     sets = []
     for name, body in raw.items():
         weights = {stratum: pool / drawn for stratum, (pool, drawn) in body["strata"].items()}
+        short = [row for row in body["pairs"] if len(row) < 3 + labeller]
+        if short:
+            raise ValueError(f"{path}: set {name!r}: a pair needs [message, message, stratum, label …] with "
+                             f"labeller {labeller}'s label; {short[0]!r} has none")
         pairs = [LabelledPair(str(a), str(b), str(stratum), bool(labels[labeller - 1]))
                  for a, b, stratum, *labels in body["pairs"]]
         unknown = {p.stratum for p in pairs} - weights.keys()

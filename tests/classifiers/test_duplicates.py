@@ -82,6 +82,9 @@ def test_a_gold_file_with_pairs_in_an_unsized_stratum_is_refused(tmp_path: Path)
     broken.write_text("fit:\n  strata: {A: [10, 1]}\n  pairs:\n    - [1, 2, B, 1]\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"strata without sizes: \['B'\]"):
         load_gold(broken)
+    broken.write_text("fit:\n  strata: {A: [10, 1]}\n  pairs:\n    - [1, 2, A, 1]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"labeller 2's label; \[1, 2, 'A', 1\] has none"):
+        load_gold(broken, labeller=2)
 
 
 def test_eval_duplicates_prints_both_sets() -> None:
