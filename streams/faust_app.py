@@ -41,11 +41,15 @@ def make_faust_app(settings: Settings, stages: Sequence[Stage]) -> faust.App:
     """A faust app with one agent per stage; consumer group `settings.kafka.app_id`."""
     kafka = settings.kafka
     session_timeout_s = kafka.session_timeout_ms / 1000
+    faust_dir = settings.data_dir / "faust"  # faust creates only the last folder of its datadir
+    faust_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         kafka.app_id,
         broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",") if server.strip()],
         broker_credentials=credentials(kafka),
         store="memory://",
+        # faust keeps a folder per app even with memory tables; by default it lands in the working directory
+        datadir=str(faust_dir / kafka.app_id),
         autodiscover=False,
         web_enabled=False,
         topic_partitions=kafka.partitions,

@@ -16,8 +16,8 @@ import faust
 import pytest
 from pydantic import ValidationError
 
-from hotline.settings import KafkaSettings
-from streams.faust_app import credentials
+from hotline.settings import KafkaSettings, Settings
+from streams.faust_app import credentials, make_faust_app
 from streams.kafka import client_security, tls_context
 
 
@@ -85,3 +85,12 @@ def test_a_missing_certificate_file_is_named(tmp_path: Path) -> None:
         client_security(kafka)
     with pytest.raises(ValueError, match=r"kafka\.ssl_cafile"):
         tls_context(kafka)
+
+
+def test_the_faust_app_keeps_its_folder_under_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    settings = Settings(data_dir=tmp_path / "var", kafka=KafkaSettings(app_id="hotline-test"))
+    app = make_faust_app(settings, [])
+    assert Path(app.conf.datadir).is_relative_to(tmp_path / "var")
+    assert list((tmp_path / "cwd").iterdir()) == []
