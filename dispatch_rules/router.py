@@ -136,96 +136,126 @@ def _step(rules: CompiledRules, table: TableName, row: Row | None, result: dict[
     return step
 
 
-def decide(rules: CompiledRules, inputs: RuleInputs, classifier_abstained: bool = False) -> Outcome:
-    """Run the tables on one case. Never raises for a case: problems become manual-queue reasons."""
-    directory = rules.directory
-    city = directory.city_of(inputs.district)
-    context = inputs.context(city)
-    steps: list[dict[str, Any]] = []
-    explanation: dict[str, Any] = {"router": ROUTER_NAME, "rules_version": rules.label, "inputs": inputs.stored(),
-                                   "city": city, "steps": steps}
-    manual_reason: str | None = None
-    threshold = rules.manifest.min_confidence.hotline if inputs.source == "hotline" else \
-        rules.manifest.min_confidence.camera
-    if inputs.source == "hotline" and (classifier_abstained or inputs.category is None):
-        manual_reason = f"classifier abstained (confidence {inputs.confidence:.2f}): no category to route on"
-    elif inputs.confidence < threshold:
-        manual_reason = (f"{'classifier' if inputs.source == 'hotline' else 'detector'} confidence "
-                         f"{inputs.confidence:.2f} below the rules' threshold {threshold:.2f}")
-    explanation["min_confidence"] = threshold
+class _Trace:
+    """The tables run on one case: each step explained; an engine failure is noted and the case goes on."""
 
-    department = department_id = rule_id = None
-    co_handlers: list[str] = []
-    failed: list[str] = []
+    def __init__(self, rules: CompiledRules) -> None:
+        self.rules = rules
+        self.steps: list[dict[str, Any]] = []
+        self.failed: list[str] = []
 
-    def run(table: TableName, ctx: dict[str, Any]) -> tuple[Row | None, dict[str, Any]]:
+    def run(self, table: TableName, context: dict[str, Any]) -> tuple[Row | None, dict[str, Any]]:
         try:
-            row, result = rules.evaluate(table, ctx)
+            row, result = self.rules.evaluate(table, context)
         except Exception as error:  # the engine failed on this case: keep going, say so
-            failed.append(f"{table} table failed: {str(error).splitlines()[0]}")
-            steps.append({"table": table, "file": rules.tables[table].file, "error": str(error).splitlines()[0]})
+            first_line = str(error).splitlines()[0]
+            self.failed.append(f"{table} table failed: {first_line}")
+            self.steps.append({"table": table, "file": self.rules.tables[table].file, "error": first_line})
             return None, {}
-        steps.append(_step(rules, table, row, result))
+        self.steps.append(_step(self.rules, table, row, result))
         return row, result
 
-    if manual_reason is None:
-        row, result = run("department", context)
-        if row is None and not failed:
-            manual_reason = (f"no department rule matched (source={inputs.source}, category={inputs.category}, "
-                             f"kind={inputs.kind}, district={inputs.district})")
-        elif row is not None and result.get("manual_reason"):
-            manual_reason = f"rule {row.rule_id}: {result['manual_reason']}"
-            rule_id = row.rule_id
-        elif row is not None:
-            rule_id = row.rule_id
-            scope: Literal["district", "city"] = "city" if result.get("scope") == "city" else "district"
-            try:
-                resolution = directory.resolve(str(result["role"]), inputs.district, scope)
-                department, department_id = resolution.department.name, resolution.department.id
-                handlers = [directory.resolve(role, resolution.department.place, scope).department
-                            for role in result.get("co_handlers") or []]
-                co_handlers = [h.name for h in handlers if h.name != department]
-                explanation["department"] = {"id": department_id, "role": result["role"],
-                                             "place": resolution.department.place, "resolved": resolution.how,
-                                             "co_handlers": [h.id for h in handlers]}
-            except ResolutionError as error:
-                manual_reason = f"rule {row.rule_id} names role {result['role']!r}, but {error}"
-                department = department_id = None
-                co_handlers = []
-    row, result = run("priority", context)
-    priority = Priority(result["priority"]) if row is not None else None
-    hours: int | None = None
-    working_days: int | None = None
-    if priority is not None:
-        row, result = run("deadline", context | {"priority": priority.value})
-        if row is not None and result.get("deadline_working_days") is not None:
-            working_days = int(result["deadline_working_days"])
-            hours = 24 * working_days
-        elif row is not None and result.get("deadline_hours") is not None:
-            hours = int(result["deadline_hours"])
+
+class _Route(BaseModel):
+    """What the department table and the directory made of a case."""
+
+    department: str | None = None
+    department_id: str | None = None
+    co_handlers: list[str] = Field(default_factory=list)
+    rule_id: str | None = None
+    manual_reason: str | None = None
+    resolved: dict[str, Any] | None = None
+
+
+def decide(rules: CompiledRules, inputs: RuleInputs, classifier_abstained: bool = False) -> Outcome:
+    """Run the tables on one case. Never raises for a case: problems become manual-queue reasons."""
+    city = rules.directory.city_of(inputs.district)
+    context = inputs.context(city)
+    trace = _Trace(rules)
+    threshold, manual_reason = _confidence_gate(rules, inputs, classifier_abstained)
+    explanation: dict[str, Any] = {"router": ROUTER_NAME, "rules_version": rules.label, "inputs": inputs.stored(),
+                                   "city": city, "steps": trace.steps, "min_confidence": threshold}
+    route = _Route() if manual_reason else _route_department(rules, inputs, context, trace)
+    if route.resolved is not None:
+        explanation["department"] = route.resolved
+    manual_reason = manual_reason or route.manual_reason
+    priority, hours, working_days = _priority_and_deadline(trace, context)
     direct = False
-    if manual_reason is None and department is not None:
-        row, result = run("direct_answer", context | {"priority": priority.value if priority else None})
+    if manual_reason is None and route.department is not None:
+        row, result = trace.run("direct_answer", context | {"priority": priority.value if priority else None})
         direct = bool(result.get("direct_answer")) if row is not None else False
     if priority is None or hours is None:
         fallback = rules.manifest.fallback
         explanation["fallback"] = {"priority": fallback.priority.value, "deadline_hours": fallback.deadline_hours}
-        failed.append("no priority/deadline row fired: fallback from the manifest")
+        trace.failed.append("no priority/deadline row fired: fallback from the manifest")
         priority, hours, working_days = priority or fallback.priority, hours or fallback.deadline_hours, None
-    if failed:
-        manual_reason = "; ".join([*([manual_reason] if manual_reason else []), *failed])
-        department = department_id = None
-        co_handlers = []
+    if trace.failed:
+        manual_reason = "; ".join([*([manual_reason] if manual_reason else []), *trace.failed])
     if manual_reason:
         explanation["manual_reason"] = manual_reason
+    routed = not manual_reason
     return Outcome(
-        department=department if not manual_reason else None,
-        department_id=department_id if not manual_reason else None,
-        co_handlers=co_handlers if not manual_reason else [],
+        department=route.department if routed else None,
+        department_id=route.department_id if routed else None,
+        co_handlers=route.co_handlers if routed else [],
         priority=priority, deadline_hours=hours, deadline_working_days=working_days,
-        direct_answer_allowed=direct and not manual_reason,
-        rule_id=rule_id, manual_reason=manual_reason, rules_version=rules.label, explanation=explanation,
+        direct_answer_allowed=direct and routed,
+        rule_id=route.rule_id, manual_reason=manual_reason, rules_version=rules.label, explanation=explanation,
     )
+
+
+def _confidence_gate(rules: CompiledRules, inputs: RuleInputs, classifier_abstained: bool) -> tuple[float, str | None]:
+    """The manifest's threshold for the case's source, and why the case cannot be routed on confidence, if so."""
+    threshold = (rules.manifest.min_confidence.hotline if inputs.source == "hotline"
+                 else rules.manifest.min_confidence.camera)
+    if inputs.source == "hotline" and (classifier_abstained or inputs.category is None):
+        return threshold, f"classifier abstained (confidence {inputs.confidence:.2f}): no category to route on"
+    if inputs.confidence < threshold:
+        model = "classifier" if inputs.source == "hotline" else "detector"
+        return threshold, f"{model} confidence {inputs.confidence:.2f} below the rules' threshold {threshold:.2f}"
+    return threshold, None
+
+
+def _route_department(rules: CompiledRules, inputs: RuleInputs, context: dict[str, Any], trace: _Trace) -> _Route:
+    """The department table's first hit, resolved to a body (and co-handlers) of the directory."""
+    row, result = trace.run("department", context)
+    if row is None:
+        if trace.failed:
+            return _Route()
+        return _Route(manual_reason=f"no department rule matched (source={inputs.source}, "
+                                    f"category={inputs.category}, kind={inputs.kind}, district={inputs.district})")
+    if result.get("manual_reason"):
+        return _Route(rule_id=row.rule_id, manual_reason=f"rule {row.rule_id}: {result['manual_reason']}")
+    scope: Literal["district", "city"] = "city" if result.get("scope") == "city" else "district"
+    try:
+        resolution = rules.directory.resolve(str(result["role"]), inputs.district, scope)
+        handlers = [rules.directory.resolve(role, resolution.department.place, scope).department
+                    for role in result.get("co_handlers") or []]
+    except ResolutionError as error:
+        reason = f"rule {row.rule_id} names role {result['role']!r}, but {error}"
+        return _Route(rule_id=row.rule_id, manual_reason=reason)
+    department = resolution.department
+    return _Route(
+        department=department.name, department_id=department.id, rule_id=row.rule_id,
+        co_handlers=[h.name for h in handlers if h.name != department.name],
+        resolved={"id": department.id, "role": result["role"], "place": department.place,
+                  "resolved": resolution.how, "co_handlers": [h.id for h in handlers]},
+    )
+
+
+def _priority_and_deadline(trace: _Trace, context: dict[str, Any]) -> tuple[Priority | None, int | None, int | None]:
+    """The priority table, then the deadline table for that priority: (priority, hours, working days)."""
+    row, result = trace.run("priority", context)
+    if row is None:
+        return None, None, None
+    priority = Priority(result["priority"])
+    row, result = trace.run("deadline", context | {"priority": priority.value})
+    if row is not None and result.get("deadline_working_days") is not None:
+        working_days = int(result["deadline_working_days"])
+        return priority, 24 * working_days, working_days
+    if row is not None and result.get("deadline_hours") is not None:
+        return priority, int(result["deadline_hours"]), None
+    return priority, None, None
 
 
 def working_day_deadline(rules: CompiledRules, decided_at: datetime, working_days: int,
