@@ -60,7 +60,7 @@ def classify(model: IntentModel, transcript: HotlineTranscript, min_confidence: 
         address=place.address,
         urgency=urgency.level,
         urgency_terms=urgency.terms,
-        sub_categories=(taxonomy.suggest(embedding, model.labels[best]) if taxonomy is not None
+        sub_categories=(taxonomy.suggest(text, embedding, model.labels[best]) if taxonomy is not None
                         and embedding is not None else []),
         embedding=[round(float(v), 6) for v in embedding] if embedding is not None else None,
     )

@@ -87,9 +87,9 @@ def build_text_intelligence(settings: Settings) -> TextIntelligence | str:
     model = intent_model(settings, e5)
     cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
     knowledge = KnowledgeIndex.build(cases, e5, settings.models_dir / "indexes")
-    taxonomy = SubcategoryIndex.build(settings.taxonomy_csv, e5, settings.models_dir / "indexes")
-    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5, lexical_similarity(cases),
-                          settings.assist)
+    lexical = lexical_similarity(cases)
+    taxonomy = SubcategoryIndex.build(settings.taxonomy_csv, e5, lexical, settings.models_dir / "indexes")
+    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5, lexical, settings.assist)
     return TextIntelligence(model, e5, assistant, taxonomy, settings.classifier.min_confidence,
                             settings.classifier.top_k)
 

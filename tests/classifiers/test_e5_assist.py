@@ -188,10 +188,11 @@ def test_the_raw_surface_validation_set_picks_the_shipped_ensemble_weight(text_i
     assert scores[DEFAULT_E5_WEIGHT] >= scores[0.0] + 0.02  # measured 0.693 against the baseline's 0.628
 
 
-@pytest.mark.parametrize("gold_file", ["subcategory_gold.yaml", "subcategory_gold_fresh.yaml"])
+@pytest.mark.parametrize("gold_file", ["subcategory_gold.yaml", "subcategory_gold_fresh.yaml",
+                                       "subcategory_gold_third.yaml"])
 def test_sub_categories_of_hand_labelled_messages(text_intelligence: TextIntelligence, gold_file: str) -> None:
-    """Within the message's own category, the agent's three suggested sub-categories hold the annotators' second
-    level for 0.88 of each set's 60 messages (measured 2026-11-29; the exact leaf for 0.66 and 0.69)."""
+    """Within the message's own category, the agent's first suggested sub-category holds the annotators' second
+    level for 0.86-0.87 of each set's 60 messages, one of the three for 0.90-0.97 (measured 2026-11-29)."""
     gold = yaml.safe_load((Path(__file__).parent / gold_file).read_text(encoding="utf-8"))
     gold = {i: labels for i, labels in gold.items() if labels[0].split("/")[0] == labels[1].split("/")[0]}
     rows = {row.id: row for row in read_labelled_csv(TRAINING_CSV)}
@@ -199,9 +200,10 @@ def test_sub_categories_of_hand_labelled_messages(text_intelligence: TextIntelli
     assert taxonomy is not None
     texts = [rows[i].text for i in gold]
     embeddings = text_intelligence.encoder.encode(texts)
-    hits = []
-    for (message_id, (first, _)), embedding in zip(gold.items(), embeddings, strict=True):
-        category = rows[message_id].label
-        suggested = [s.label.split("/")[1] for s in taxonomy.suggest(embedding, category, 3)]
-        hits.append(first.split("/")[0] in suggested)
-    assert sum(hits) / len(hits) >= 0.8
+    first_hits, any_hits = [], []
+    for (message_id, (first, _)), text, embedding in zip(gold.items(), texts, embeddings, strict=True):
+        suggested = [s.label.split("/")[1] for s in taxonomy.suggest(text, embedding, rows[message_id].label, 3)]
+        first_hits.append(first.split("/")[0] == suggested[0])
+        any_hits.append(first.split("/")[0] in suggested)
+    assert sum(first_hits) / len(gold) >= 0.83
+    assert sum(any_hits) / len(gold) >= 0.88
