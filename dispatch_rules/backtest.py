@@ -1,7 +1,8 @@
 """Backtest: replay cases through the active and a proposed rule set and compare what they would have done.
 
 Cases come from stored tickets (the inputs each decision recorded, the text from the ticket) or from a CSV of
-calls classified by an intent model (anything with `.labels` and `.predict_proba(texts)`). Where the true
+calls put through the text stage's own classify function (the configured model, sub-categories, place and
+urgency), so a replayed call meets the rules exactly as a live one would. Where the true
 handler is known, each version's routing accuracy is reported:
   * a ticket a department returned or a dispatcher reassigned (transition 'return' / 'reassign'), or one a
     dispatcher took out of the manual queue: its current department;
@@ -14,36 +15,31 @@ handler is known, each version's routing accuracy is reported:
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+from zoneinfo import ZoneInfo
 
-import numpy as np
 from pydantic import BaseModel, Field, computed_field
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from classifiers.data import despace, message_text
-from classifiers.extract import assess_urgency, extract_place
+from classifiers.data import despace
+from contracts import Channel, ClassifiedCall, HotlineTranscript
 from dispatch_rules.compiler import CompiledRules
 from dispatch_rules.directory import Department, Directory
-from dispatch_rules.router import Outcome, RuleInputs, decide, local_time
+from dispatch_rules.router import Outcome, RuleInputs, call_inputs, decide, local_time
 from tickets.models import Ticket, TicketStatus
 from tickets.store import TicketStore
 
 MANUAL = "(manual queue)"
 TRUTH_TRANSITIONS = {"return", "reassign"}
-
-
-class IntentModelLike(Protocol):
-    labels: list[str]
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float64]]: ...
 
 
 class Case(BaseModel):
@@ -255,46 +251,35 @@ def _parse_time(value: str) -> datetime | None:
     return None
 
 
-def cases_from_csv(path: Path, model: IntentModelLike, directory: Directory, min_confidence: float,
-                   limit: int | None = None, batch_size: int = 512) -> list[Case]:
-    """Read calls, classify them in batches, extract place and urgency as the text stage does."""
+def cases_from_csv(path: Path, classify: Callable[[HotlineTranscript], ClassifiedCall], directory: Directory,
+                   timezone: str = "Asia/Shanghai", limit: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> list[Case]:
+    """Read calls and route them as the pipeline would: each goes through `classify` (the text stage's own
+    function: category, sub-categories, place, urgency) and becomes the rules' inputs as a live call does.
+    `progress(done, total)` is called after each call. A time without a zone is local time in `timezone`."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        rows: list[dict[str, str]] = []
-        for row in csv.DictReader(handle):
-            rows.append(row)
-            if limit and len(rows) >= limit:
-                break
-    texts = []
-    for row in rows:
-        text = message_text(_pick(row, "title"), _pick(row, "text"))
-        texts.append(despace(text) if row.get("form") == "tokenized" else text)
+        rows = list(itertools.islice(csv.DictReader(handle), limit or None))
+    zone = ZoneInfo(timezone)
     cases: list[Case] = []
-    for start in range(0, len(rows), batch_size):
-        chunk = texts[start:start + batch_size]
-        if not chunk:
-            break
-        probabilities = model.predict_proba(chunk)
-        for offset, (text, scores) in enumerate(zip(chunk, probabilities, strict=True)):
-            row = rows[start + offset]
-            best = int(np.argmax(scores))
-            confidence = float(scores[best])
-            place = extract_place(text)
-            district = place.district or place.city
-            urgency = assess_urgency(text)
-            moment = _parse_time(_pick(row, "time"))
-            inputs = RuleInputs(
-                source="hotline", category=model.labels[best] if confidence >= min_confidence else None,
-                district=district, urgency=urgency.level.value, urgency_terms=urgency.terms,
-                confidence=round(confidence, 4), hour=moment.hour if moment else None,
-                weekday=moment.isoweekday() if moment else None, text=text,
-            )
-            truth, origin = _pick(row, "truth") or None, "given"
-            if truth is None and _pick(row, "reply"):
-                named = department_from_reply(_pick(row, "reply"), district, directory)
-                truth, origin = (named.name, "official reply") if named else (None, "")
-            cases.append(Case(case_id=_pick(row, "id") or str(start + offset + 1), inputs=inputs,
-                              classifier_abstained=inputs.category is None, true_department=truth,
-                              truth=origin if truth else None))
+    for number, row in enumerate(rows, start=1):
+        title, text = _pick(row, "title"), _pick(row, "text")
+        if row.get("form") == "tokenized":
+            title, text = despace(title), despace(text)
+        moment = _parse_time(_pick(row, "time"))
+        call = classify(HotlineTranscript(
+            call_id=_pick(row, "id") or str(number), channel=Channel.OTHER, title=title or None, text=text,
+            received_at=(moment if moment.tzinfo else moment.replace(tzinfo=zone)) if moment else datetime.now(UTC)))
+        inputs = call_inputs(call, timezone)
+        if moment is None:
+            inputs.hour = inputs.weekday = None
+        truth, origin = _pick(row, "truth") or None, "given"
+        if truth is None and _pick(row, "reply"):
+            named = department_from_reply(_pick(row, "reply"), inputs.district, directory)
+            truth, origin = (named.name, "official reply") if named else (None, "")
+        cases.append(Case(case_id=call.call_id, inputs=inputs, classifier_abstained=call.category is None,
+                          true_department=truth, truth=origin if truth else None))
+        if progress is not None:
+            progress(number, len(rows))
     return cases
 
 

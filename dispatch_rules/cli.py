@@ -19,12 +19,11 @@ from rich.table import Table
 from dispatch_rules.bundle import DEFAULT_TABLES_DIR, TABLE_NAMES, BundleError, RuleBundle, TableName, load_bundle
 from dispatch_rules.compiler import CompiledRules, RuleError, RulesValidationError, compile_rules, validate_bundle
 from dispatch_rules.versions import RuleStore, RuleStoreError, VersionInfo
-from hotline.settings import get_settings
+from hotline.settings import ModelChoice, get_settings
 
 rules_app = typer.Typer(help="Routing rules (GoRules ZEN decision tables): validate, publish, roll back, backtest.",
                         no_args_is_help=True)
 console = Console(width=None if Console().is_terminal else 200)
-BASELINE_MODEL_FILE = "baseline-tfidf-char-lr.joblib"  # the classifier `hotline setup` trains
 
 PathArgument = Annotated[Path, typer.Argument(
     help="A rule-set folder (like dispatch_rules/tables), or one edited table file that replaces the file of "
@@ -219,7 +218,8 @@ def backtest_command(
         help="CSV of calls (id,title,text or the 留言编号/留言主题/留言详情[/答复意见] export) to classify and "
              "route; default: replay the stored tickets.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N calls / newest N tickets.")] = None,
-    model: Annotated[Path | None, typer.Option(help="Intent model for --calls (default: the baseline).")] = None,
+    model: Annotated[ModelChoice | None, typer.Option(
+        help="Intent model for --calls; default: the configured one, as the pipeline runs it.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Compare the active rules with proposed ones on stored tickets or a CSV of calls."""
@@ -237,16 +237,20 @@ def backtest_command(
         _print_problems(error.errors, error.warnings)
         raise typer.Exit(1) from error
     if calls is not None:
-        from classifiers import BaselineClassifier
+        from rich.progress import Progress
 
-        model_path = model or settings.models_dir / BASELINE_MODEL_FILE
-        if not model_path.exists():
-            console.print(f"[red]no intent model at {model_path}[/]: run `hotline setup` or pass --model")
-            raise typer.Exit(2)
-        classifier = BaselineClassifier.load(model_path)
-        with console.status(f"classifying {calls} …"):
-            cases = cases_from_csv(calls, classifier, active.directory, settings.classifier.min_confidence, limit)
-        label = f"{calls.name} ({classifier.name})"
+        from hotline.pipeline import call_classifier
+
+        try:
+            classify, model_name = call_classifier(settings, model)
+        except FileNotFoundError as error:  # no model built yet
+            console.print(f"[red]{error}[/]")
+            raise typer.Exit(2) from error
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"classifying {calls.name}", total=None)
+            cases = cases_from_csv(calls, classify, active.directory, active.manifest.timezone, limit,
+                                   lambda done, total: progress.update(task, completed=done, total=total))
+        label = f"{calls.name} ({model_name})"
     else:
         from tickets.store import TicketStore
 

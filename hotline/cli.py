@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +14,7 @@ from rich.table import Table
 from api.cli import escalate_overdue_command, relay_events_command, serve_command, users_app
 from dispatch_rules.cli import rules_app
 from hotline.logging import configure_logging
-from hotline.settings import REPO_ROOT, Settings, get_settings
+from hotline.settings import REPO_ROOT, ModelChoice, Settings, get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,11 +26,6 @@ if TYPE_CHECKING:
 
 DUPLICATE_GOLD = REPO_ROOT / "tests" / "classifiers" / "duplicate_gold.yaml"
 
-
-class ModelChoice(StrEnum):
-    BASELINE = "baseline"
-    E5 = "e5"
-    ENSEMBLE = "ensemble"
 
 app = typer.Typer(help="12345 hotline + city camera AI dispatch.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Put transcripts or camera frames on their topics.", no_args_is_help=True)
@@ -131,7 +125,7 @@ def eval_classify(
     text_col: Annotated[str, typer.Option()] = "text",
     label_col: Annotated[str, typer.Option()] = "category",
     title_col: Annotated[str | None, typer.Option(help="Prepended to the text when present.")] = "title",
-    model: Annotated[ModelChoice, typer.Option(help="Which intent model.")] = ModelChoice.BASELINE,
+    model: Annotated[ModelChoice | None, typer.Option(help="Which intent model; default: the configured one.")] = None,
     raw_only: Annotated[bool, typer.Option(help="Only rows with form=raw (the held-out rows).")] = True,
 ) -> None:
     """Accuracy, macro-F1, per-class figures and the confusion matrix of a classifier on a labelled CSV."""
@@ -143,8 +137,9 @@ def eval_classify(
     rows = read_labelled_csv(data, text_col, label_col, title_col)
     if raw_only and any(r.form == "raw" for r in rows):
         rows = [r for r in rows if r.form == "raw"]
+    model = model or settings.classifier.model
     intent: IntentModel = (load_baseline(settings) if model is ModelChoice.BASELINE
-                           else intent_model(settings, _e5(settings), model.value))
+                           else intent_model(settings, _e5(settings), model))
     probabilities = intent.predict_proba([r.text for r in rows])
     predicted = [intent.labels[i] for i in probabilities.argmax(axis=1)]
     labels = sorted(set(intent.labels) | {r.label for r in rows})

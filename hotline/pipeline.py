@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -11,12 +12,14 @@ from classifiers import BaselineClassifier, IntentModel, make_classify_stage
 from classifiers.assist import Assistant, make_assist_stages
 from classifiers.assist_store import AssistStore
 from classifiers.ensemble import EnsembleIntentModel
-from classifiers.knowledge import KnowledgeIndex, lexical_similarity, load_knowledge_base
+from classifiers.knowledge import KbCase, KnowledgeIndex, lexical_similarity, load_knowledge_base
 from classifiers.service import TextIntelligence
+from classifiers.stage import classify
 from classifiers.taxonomy import SubcategoryIndex
+from contracts import ClassifiedCall, HotlineTranscript
 from dispatch_rules import make_dispatch_stages
 from dispatch_rules.router import DecisionTableRouter
-from hotline.settings import Settings
+from hotline.settings import ModelChoice, Settings
 from streams import EmbeddedBus, Stage, Transport
 from tickets import TicketStore, make_ticketing_stage
 from vision import CameraRegistry, OnnxYoloDetector, make_detect_stage
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 BASELINE_MODEL_FILE = "baseline-tfidf-char-lr.joblib"
+CallClassifier = Callable[[HotlineTranscript], ClassifiedCall]
 
 
 @dataclass
@@ -60,14 +64,36 @@ def build_pipeline(settings: Settings, store: TicketStore) -> Pipeline:
     return Pipeline(stages, disabled)
 
 
-def intent_model(settings: Settings, e5: E5IntentClassifier, choice: str | None = None) -> IntentModel:
-    """The configured intent model (or `choice`: ensemble, baseline or e5), e5 being built."""
+def intent_model(settings: Settings, e5: E5IntentClassifier, choice: ModelChoice | None = None) -> IntentModel:
+    """The configured intent model (or `choice`), e5 being built."""
     choice = choice or settings.classifier.model
-    if choice == "e5":
+    if choice is ModelChoice.E5:
         return e5
-    if choice == "ensemble":
+    if choice is ModelChoice.ENSEMBLE:
         return EnsembleIntentModel(e5, load_baseline(settings), settings.classifier.ensemble_e5_weight)
     return load_baseline(settings)
+
+
+def call_classifier(settings: Settings, choice: ModelChoice | None = None) -> tuple[CallClassifier, str]:
+    """What the classify stage does to a transcript (category, sub-categories, place, urgency), as a function,
+    for replaying calls offline (rule backtests); and the model's name. Without e5 built: the baseline alone and
+    no sub-categories, as the pipeline then runs."""
+    from classifiers.e5_setup import e5_model_path
+
+    limits = settings.classifier
+    e5_path = e5_model_path(settings.models_dir)
+    if not e5_path.exists():
+        if choice not in (None, ModelChoice.BASELINE):
+            raise FileNotFoundError(f"no e5 model at {e5_path}: run `hotline setup` to build it")
+        baseline = load_baseline(settings)
+        return (lambda transcript: classify(baseline, transcript, limits.min_confidence, limits.top_k)), baseline.name
+    from classifiers.e5_model import E5IntentClassifier
+
+    e5 = E5IntentClassifier(e5_path)
+    model = intent_model(settings, e5, choice)
+    taxonomy = _subcategory_index(settings, e5, load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv"))
+    return (lambda transcript: classify(model, transcript, limits.min_confidence, limits.top_k, taxonomy, e5)), \
+        model.name
 
 
 def load_baseline(settings: Settings) -> BaselineClassifier:
@@ -87,11 +113,15 @@ def build_text_intelligence(settings: Settings) -> TextIntelligence | str:
     model = intent_model(settings, e5)
     cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
     knowledge = KnowledgeIndex.build(cases, e5, settings.models_dir / "indexes")
-    lexical = lexical_similarity(cases)
-    taxonomy = SubcategoryIndex.build(settings.taxonomy_csv, e5, lexical, settings.models_dir / "indexes")
-    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5, lexical, settings.assist)
+    taxonomy = _subcategory_index(settings, e5, cases)
+    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5, taxonomy.lexical,
+                          settings.assist)
     return TextIntelligence(model, e5, assistant, taxonomy, settings.classifier.min_confidence,
                             settings.classifier.top_k)
+
+
+def _subcategory_index(settings: Settings, e5: E5IntentClassifier, cases: list[KbCase]) -> SubcategoryIndex:
+    return SubcategoryIndex.build(settings.taxonomy_csv, e5, lexical_similarity(cases), settings.models_dir / "indexes")
 
 
 def _detect_stage(settings: Settings) -> Stage | str:

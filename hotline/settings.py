@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -66,8 +67,16 @@ class LimitSettings(BaseModel):
     max_frame_pixels: int = 40_000_000
 
 
+class ModelChoice(StrEnum):
+    """The intent models a call can be classified with."""
+
+    ENSEMBLE = "ensemble"
+    BASELINE = "baseline"
+    E5 = "e5"
+
+
 class ClassifierSettings(BaseModel):
-    model: Literal["ensemble", "baseline", "e5"] = Field("ensemble", description=(
+    model: ModelChoice = Field(ModelChoice.ENSEMBLE, description=(
         "Which model names the category. ensemble: the baseline's and e5's probabilities averaged (falls back to "
         "the baseline while e5 is not built); e5 always gives the embeddings when built."))
     ensemble_e5_weight: float = Field(0.25, ge=0, le=1, description="e5's share of the ensemble's probabilities.")

@@ -18,8 +18,8 @@ from classifiers.e5_model import E5IntentClassifier
 from classifiers.ensemble import DEFAULT_E5_WEIGHT, EnsembleIntentModel
 from classifiers.service import TextIntelligence
 from contracts import AgentAssist, Channel, ClassifiedCall, HotlineTranscript, Priority, TicketEvent, Topic
-from hotline.pipeline import build_pipeline, open_embedded_bus, open_store
-from hotline.settings import Settings
+from hotline.pipeline import build_pipeline, call_classifier, open_embedded_bus, open_store
+from hotline.settings import ModelChoice, Settings
 
 from ..conftest import SHARED_DIR, TRAINING_CSV
 
@@ -207,3 +207,23 @@ def test_sub_categories_of_hand_labelled_messages(text_intelligence: TextIntelli
         any_hits.append(first.split("/")[0] in suggested)
     assert sum(first_hits) / len(gold) >= 0.83
     assert sum(any_hits) / len(gold) >= 0.88
+
+
+def test_replayed_calls_are_classified_as_the_stage_classifies_live_ones(
+        make_e5_settings: Callable[..., Settings], make_settings: Callable[..., Settings],
+        text_intelligence: TextIntelligence, tmp_path: Path) -> None:
+    """Rule backtests of a CSV replay calls through `call_classifier`: the same model, sub-categories, place and
+    urgency as the pipeline's classify stage; without e5 built, the baseline alone, as the pipeline then runs."""
+    transcript = HotlineTranscript(call_id="replay-1", received_at=datetime(2026, 11, 2, 9, tzinfo=UTC),
+                                   channel=Channel.OTHER, title="A3区某小区违章建筑",
+                                   text="A3区某小区一楼住户私自搭建违章建筑，占用公共绿地，请城管查处。")
+    replay, name = call_classifier(make_e5_settings())
+    replayed, live = replay(transcript), text_intelligence.classify(transcript)
+    assert name == text_intelligence.model.name
+    assert replayed.model_dump() == live.model_dump() and replayed.sub_categories
+    plain = make_settings(data_dir=tmp_path / "plain")
+    replay, name = call_classifier(plain)
+    without_e5 = replay(transcript)
+    assert name.startswith("baseline") and without_e5.sub_categories == [] and without_e5.embedding is None
+    with pytest.raises(FileNotFoundError, match="no e5 model"):
+        call_classifier(plain, ModelChoice.E5)

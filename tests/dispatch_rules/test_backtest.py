@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from contracts import EventKind
+from classifiers.stage import classify
+from contracts import ClassifiedCall, EventKind, HotlineTranscript
 from dispatch_rules.backtest import (
     BacktestResult,
     Case,
@@ -130,7 +131,15 @@ def test_csv_calls_are_classified_and_replies_name_the_handler(rules: CompiledRu
         writer.writerow(["2", "u", "A3区学校门口积水", "2019/4/25 23:10:00", "学校门口积水。",
                          "经区教育局核实，已整改。", "2019/5/1 10:00:00"])
         writer.writerow(["3", "u", "道路问题", "2019/4/25 9:00:00", "路面坑洼", "", ""])
-    cases = cases_from_csv(path, FixedModel(), rules.directory, min_confidence=0.5)
+    seen: list[HotlineTranscript] = []
+
+    def classify_call(transcript: HotlineTranscript) -> ClassifiedCall:
+        seen.append(transcript)
+        return classify(FixedModel(), transcript, min_confidence=0.5, top_k=2)
+
+    cases = cases_from_csv(path, classify_call, rules.directory, "Asia/Shanghai")
+    assert [t.title for t in seen] == ["A7县某学校乱收费", "A3区学校门口积水", "道路问题"]
+    assert seen[1].received_at.isoformat() == "2019-04-25T23:10:00+08:00"
     assert [c.inputs.category for c in cases] == ["教育文体", "教育文体", None]
     assert [c.true_department for c in cases] == ["A7县教育局", "A3区教育局", None]
     assert cases[1].inputs.hour == 23 and cases[1].inputs.urgency == "elevated"  # 积水
