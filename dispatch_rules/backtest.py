@@ -82,12 +82,19 @@ class Accuracy(BaseModel):
     rules_version: str
     known: int = Field(description="Cases whose true handler is known.")
     correct: int
+    correct_role: int = Field(0, description=(
+        "Known cases sent to a body of the right role (城管, 教育 …), at whatever level or place."))
     manual: int = Field(description="Known cases this version sent to the manual queue (counted as not correct).")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.known if self.known else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def role_accuracy(self) -> float | None:
+        return self.correct_role / self.known if self.known else None
 
 
 class BacktestResult(BaseModel):
@@ -122,7 +129,8 @@ def backtest(active: CompiledRules, proposed: CompiledRules, source: Iterable[Ca
     truth_sources: Counter[str] = Counter()
     examples: list[ChangedCase] = []
     n = dept_changed = prio_changed = dl_changed = direct_changed = 0
-    known = correct_a = correct_p = manual_known_a = manual_known_p = 0
+    known = correct_a = correct_p = role_a = role_p = manual_known_a = manual_known_p = 0
+    role_of = _role_lookup(active, proposed)
     for case in source:
         n += 1
         a = decide(active, case.inputs, case.classifier_abstained)
@@ -147,6 +155,9 @@ def backtest(active: CompiledRules, proposed: CompiledRules, source: Iterable[Ca
             truth_sources[case.truth or "given"] += 1
             correct_a += a.department == case.true_department
             correct_p += p.department == case.true_department
+            true_role = role_of(case.true_department)
+            role_a += true_role is not None and role_of(a.department) == true_role
+            role_p += true_role is not None and role_of(p.department) == true_role
             manual_known_a += a.department is None
             manual_known_p += p.department is None
     departments = sorted(set(load_a) | set(load_p), key=lambda d: (-(load_a[d] + load_p[d]), d))
@@ -157,11 +168,18 @@ def backtest(active: CompiledRules, proposed: CompiledRules, source: Iterable[Ca
         loads=[DepartmentLoad(department=d, active=load_a[d], proposed=load_p[d]) for d in departments],
         deadline_changes=[DeadlineChange(active=f, proposed=t, cases=c)
                           for (f, t), c in sorted(deadlines.items())],
-        accuracy_active=Accuracy(rules_version=active.label, known=known, correct=correct_a, manual=manual_known_a),
-        accuracy_proposed=Accuracy(rules_version=proposed.label, known=known, correct=correct_p,
+        accuracy_active=Accuracy(rules_version=active.label, known=known, correct=correct_a, correct_role=role_a,
+                                 manual=manual_known_a),
+        accuracy_proposed=Accuracy(rules_version=proposed.label, known=known, correct=correct_p, correct_role=role_p,
                                    manual=manual_known_p),
         truth_sources=dict(truth_sources), examples=examples,
     )
+
+
+def _role_lookup(*rule_sets: CompiledRules) -> Callable[[str | None], str | None]:
+    """A department name's role (城管, 教育 …) in any of the rule sets' directories; None for an unknown name."""
+    roles = {name: department.role for rules in rule_sets for name, department in rules.directory.by_name.items()}
+    return lambda name: roles.get(name) if name else None
 
 
 # --- cases from stored tickets -----------------------------------------------------------------------------
@@ -320,10 +338,11 @@ def print_backtest(result: BacktestResult, console: Console, top: int = 20) -> N
             deadlines.add_row(change.active, change.proposed, str(change.cases))
         console.print(deadlines)
     accuracy = Table(title="routing accuracy where the true handler is known")
-    for column in ("version", "known", "correct", "manual", "accuracy"):
+    for column in ("version", "known", "correct", "manual", "accuracy", "right role"):
         accuracy.add_column(column, justify="left" if column == "version" else "right")
     for acc in (result.accuracy_active, result.accuracy_proposed):
-        accuracy.add_row(acc.rules_version, str(acc.known), str(acc.correct), str(acc.manual), _pct(acc.accuracy))
+        accuracy.add_row(acc.rules_version, str(acc.known), str(acc.correct), str(acc.manual), _pct(acc.accuracy),
+                         _pct(acc.role_accuracy))
     console.print(accuracy)
     if result.truth_sources:
         console.print("true handler from: " + ", ".join(f"{k} {v}" for k, v in sorted(result.truth_sources.items())))

@@ -131,6 +131,8 @@ def test_csv_calls_are_classified_and_replies_name_the_handler(rules: CompiledRu
         writer.writerow(["2", "u", "A3区学校门口积水", "2019/4/25 23:10:00", "学校门口积水。",
                          "经区教育局核实，已整改。", "2019/5/1 10:00:00"])
         writer.writerow(["3", "u", "道路问题", "2019/4/25 9:00:00", "路面坑洼", "", ""])
+        writer.writerow(["4", "u", "A7县学校招生", "2019/4/26 9:00:00", "A7县某学校招生不公开。",
+                         "网友您好！经A市教育局核实，已责成学校公开招生信息。", "2019/5/2 10:00:00"])
     seen: list[HotlineTranscript] = []
 
     def classify_call(transcript: HotlineTranscript) -> ClassifiedCall:
@@ -138,14 +140,15 @@ def test_csv_calls_are_classified_and_replies_name_the_handler(rules: CompiledRu
         return classify(FixedModel(), transcript, min_confidence=0.5, top_k=2)
 
     cases = cases_from_csv(path, classify_call, rules.directory, "Asia/Shanghai")
-    assert [t.title for t in seen] == ["A7县某学校乱收费", "A3区学校门口积水", "道路问题"]
+    assert [t.title for t in seen] == ["A7县某学校乱收费", "A3区学校门口积水", "道路问题", "A7县学校招生"]
     assert seen[1].received_at.isoformat() == "2019-04-25T23:10:00+08:00"
-    assert [c.inputs.category for c in cases] == ["教育文体", "教育文体", None]
-    assert [c.true_department for c in cases] == ["A7县教育局", "A3区教育局", None]
+    assert [c.inputs.category for c in cases] == ["教育文体", "教育文体", None, "教育文体"]
+    assert [c.true_department for c in cases] == ["A7县教育局", "A3区教育局", None, "A市教育局"]
     assert cases[1].inputs.hour == 23 and cases[1].inputs.urgency == "elevated"  # 积水
     result = backtest(rules, proposed_rules(shipped), cases, "calls.csv")
-    assert result.accuracy_active.known == 2 and result.accuracy_active.correct == 2
-    assert result.manual_active == 1 and result.truth_sources == {"official reply": 2}
+    accuracy = result.accuracy_active  # the county's bureau was chosen where the city's answered: right role only
+    assert (accuracy.known, accuracy.correct, accuracy.correct_role) == (3, 2, 3)
+    assert result.manual_active == 1 and result.truth_sources == {"official reply": 3}
 
 
 def test_reading_the_handler_from_an_official_reply(rules: CompiledRules) -> None:
