@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -86,14 +87,15 @@ def call_classifier(settings: Settings, choice: ModelChoice | None = None) -> tu
         if choice not in (None, ModelChoice.BASELINE):
             raise FileNotFoundError(f"no e5 model at {e5_path}: run `hotline setup` to build it")
         baseline = load_baseline(settings)
-        return (lambda transcript: classify(baseline, transcript, limits.min_confidence, limits.top_k)), baseline.name
+        return partial(classify, baseline, min_confidence=limits.min_confidence, top_k=limits.top_k), baseline.name
     from classifiers.e5_model import E5IntentClassifier
 
     e5 = E5IntentClassifier(e5_path)
     model = intent_model(settings, e5, choice)
     taxonomy = _subcategory_index(settings, e5, load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv"))
-    return (lambda transcript: classify(model, transcript, limits.min_confidence, limits.top_k, taxonomy, e5)), \
-        model.name
+    replay = partial(classify, model, min_confidence=limits.min_confidence, top_k=limits.top_k, taxonomy=taxonomy,
+                     encoder=e5)
+    return replay, model.name
 
 
 def load_baseline(settings: Settings) -> BaselineClassifier:
