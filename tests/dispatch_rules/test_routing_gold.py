@@ -1,5 +1,6 @@
 """派单精准度: does a call reach the body that really handled it? Judged on 120 knowledge-base cases whose handler two
-blind annotator passes read from the official reply (handler_gold.yaml), the calls replayed through the whole text
+blind annotator passes read from the official reply (handler_gold.yaml; 200 more in handler_gold_fresh.yaml), the
+calls replayed through the whole text
 stage (the configured classifier, sub-categories, place) and the shipped rules, as a live call would be."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dispatch_rules.backtest import cases_from_csv, department_from_reply
@@ -18,28 +20,33 @@ from hotline.settings import Settings
 
 from ..conftest import SHARED_DIR
 
-GOLD = Path(__file__).parent / "handler_gold.yaml"
 NOBODY = ("", "")  # the manual queue, or no department named
 
 
-def agreed_handlers() -> dict[str, tuple[str, str]]:
+def agreed_handlers(gold_file: str) -> dict[str, tuple[str, str]]:
     """(role, place) where both passes name the same directory role and place."""
-    gold = yaml.safe_load(GOLD.read_text(encoding="utf-8"))
+    gold = yaml.safe_load((Path(__file__).parent / gold_file).read_text(encoding="utf-8"))
     agreed = {}
     for case_id, (first, second) in gold.items():
-        if first == second and first not in ("OTHER", "UNCLEAR"):
+        if first == second and first not in ("OTHER", "UNCLEAR") and not first.endswith("?"):
             role, place = first.split()
             agreed[str(case_id)] = (role, place)
     return agreed
 
 
+@pytest.mark.parametrize(("gold_file", "agreed", "floors"), [
+    ("handler_gold.yaml", 100, (0.53, 0.36, 0.90, 0.77)),        # measured 0.56, 0.39, 0.92, 0.80
+    ("handler_gold_fresh.yaml", 153, (0.53, 0.45, 0.83, 0.70)),  # measured 0.569, 0.484, 0.856, 0.732
+])
 def test_calls_reach_the_role_that_handled_them(make_e5_settings: Callable[..., Settings], rules: CompiledRules,
-                                                tmp_path: Path) -> None:
-    """Measured 2026-11-29: the right role for 0.56 of the 100 agreed cases, the right body for 0.39 (the classifier
-    has 7 classes, the directory 27 roles; city and district bureaus both answer). The reply parser that gives
-    `hotline rules backtest` its truth names the annotators' role for 0.92, their body for 0.80."""
-    gold = agreed_handlers()
-    assert len(gold) == 100
+                                                tmp_path: Path, gold_file: str, agreed: int,
+                                                floors: tuple[float, float, float, float]) -> None:
+    """Measured 2026-11-29 (floors below): the shipped tables send a call to a body of the right role for 0.56 / 0.57
+    of the cases, the right body for 0.39 / 0.48 (the classifier has 7 classes, the directory 27 roles; city and
+    district bureaus both answer). The reply parser that gives `hotline rules backtest` its truth names the
+    annotators' role for 0.92 / 0.86, their body for 0.80 / 0.73."""
+    gold = agreed_handlers(gold_file)
+    assert len(gold) == agreed
     with (SHARED_DIR / "data" / "hotline" / "kb_replies.csv").open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         rows = [row for row in reader if row["留言编号"] in gold]
@@ -62,7 +69,7 @@ def test_calls_reach_the_role_that_handled_them(make_e5_settings: Callable[..., 
         parsed[case.case_id] = (named.role, named.place) if named else None
     role_right = sum((routed[i] or NOBODY)[0] == gold[i][0] for i in gold) / len(gold)
     body_right = sum(routed[i] == gold[i] for i in gold) / len(gold)
-    assert role_right >= 0.53 and body_right >= 0.36
+    assert role_right >= floors[0] and body_right >= floors[1]
     parser_role = sum((parsed[i] or NOBODY)[0] == gold[i][0] for i in gold) / len(gold)
     parser_body = sum(parsed[i] == gold[i] for i in gold) / len(gold)
-    assert parser_role >= 0.9 and parser_body >= 0.77
+    assert parser_role >= floors[2] and parser_body >= floors[3]
