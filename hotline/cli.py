@@ -95,7 +95,8 @@ def _setup_e5(settings: Settings, force: bool) -> None:
 
 @app.command("classify")
 def classify_command(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSONL of messages.")],
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="CSV or JSONL of messages, or .txt with one message per line.")],
     limit: Annotated[int | None, typer.Option(help="Only the first N rows.")] = None,
 ) -> None:
     """One JSON line per message: category, confidence, top-k, sub-categories, district, address, urgency."""
@@ -272,7 +273,8 @@ def train_e5_head(
 
 @ingest_app.command("transcripts")
 def ingest_transcripts_command(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSONL of transcripts.")],
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="CSV or JSONL of transcripts, or .txt with one per line.")],
     limit: Annotated[int | None, typer.Option(help="Only the first N rows.")] = None,
 ) -> None:
     """Publish transcripts (our columns, or the 留言编号/留言主题/留言详情 export) to the transcripts topic."""

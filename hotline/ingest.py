@@ -1,4 +1,4 @@
-"""Turning files into topic messages: transcripts from CSV/JSONL, frames from a folder of images.
+"""Turning files into topic messages: transcripts from CSV/JSONL/text, frames from a folder of images.
 
 A row that does not make a valid message is kept in the dead-letter topic with the row number and reason.
 """
@@ -72,6 +72,16 @@ def _ingest_rows(transport: Transport, path: Path, limit: int | None, channel: s
 
 def _rows(path: Path, limit: int | None) -> Iterator[tuple[int, Any]]:
     count = 0
+    if path.suffix.lower() == ".txt":  # one message per line; its id from the file and line, stable on re-reading
+        with path.open(encoding="utf-8-sig") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                yield line_no, {"call_id": f"{path.stem}-{line_no}", "text": line.strip()}
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+        return
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         with path.open(encoding="utf-8") as handle:
             for line_no, line in enumerate(handle, start=1):
