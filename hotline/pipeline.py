@@ -13,7 +13,8 @@ from classifiers import BaselineClassifier, IntentModel, make_classify_stage
 from classifiers.assist import Assistant, make_assist_stages
 from classifiers.assist_store import AssistStore
 from classifiers.ensemble import EnsembleIntentModel
-from classifiers.knowledge import KbCase, KnowledgeIndex, lexical_similarity, load_knowledge_base
+from classifiers.knowledge import KnowledgeIndex, lexical_similarity, load_knowledge_base
+from classifiers.lexical import LexicalSimilarity
 from classifiers.service import TextIntelligence
 from classifiers.stage import classify
 from classifiers.taxonomy import SubcategoryIndex
@@ -92,7 +93,8 @@ def call_classifier(settings: Settings, choice: ModelChoice | None = None) -> tu
 
     e5 = E5IntentClassifier(e5_path)
     model = intent_model(settings, e5, choice)
-    taxonomy = _subcategory_index(settings, e5, load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv"))
+    cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
+    taxonomy = _subcategory_index(settings, e5, lexical_similarity(cases))
     replay = partial(classify, model, min_confidence=limits.min_confidence, top_k=limits.top_k, taxonomy=taxonomy,
                      encoder=e5)
     return replay, model.name
@@ -115,15 +117,15 @@ def build_text_intelligence(settings: Settings) -> TextIntelligence | str:
     model = intent_model(settings, e5)
     cases = load_knowledge_base(settings.hotline_data_dir / "kb_replies.csv")
     knowledge = KnowledgeIndex.build(cases, e5, settings.models_dir / "indexes")
-    taxonomy = _subcategory_index(settings, e5, cases)
-    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5, taxonomy.lexical,
-                          settings.assist)
+    lexical = lexical_similarity(cases)  # one repeat-report score for sub-categories and similar tickets
+    taxonomy = _subcategory_index(settings, e5, lexical)
+    assistant = Assistant(knowledge, AssistStore(settings.resolved_database_url), e5, lexical, settings.assist)
     return TextIntelligence(model, e5, assistant, taxonomy, settings.classifier.min_confidence,
                             settings.classifier.top_k)
 
 
-def _subcategory_index(settings: Settings, e5: E5IntentClassifier, cases: list[KbCase]) -> SubcategoryIndex:
-    return SubcategoryIndex.build(settings.taxonomy_csv, e5, lexical_similarity(cases), settings.models_dir / "indexes")
+def _subcategory_index(settings: Settings, e5: E5IntentClassifier, lexical: LexicalSimilarity) -> SubcategoryIndex:
+    return SubcategoryIndex.build(settings.taxonomy_csv, e5, lexical, settings.models_dir / "indexes")
 
 
 def _detect_stage(settings: Settings) -> Stage | str:
