@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, ValidationError, computed_field
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -35,6 +35,7 @@ from contracts import Channel, ClassifiedCall, HotlineTranscript
 from dispatch_rules.compiler import CompiledRules
 from dispatch_rules.directory import Department, Directory
 from dispatch_rules.router import Outcome, RuleInputs, call_inputs, decide, local_time
+from streams.codec import summarise
 from tickets.models import Ticket, TicketStatus
 from tickets.store import TicketStore
 
@@ -271,22 +272,32 @@ def _parse_time(value: str) -> datetime | None:
 
 def cases_from_csv(path: Path, classify: Callable[[HotlineTranscript], ClassifiedCall], directory: Directory,
                    timezone: str = "Asia/Shanghai", limit: int | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> list[Case]:
+                   progress: Callable[[int, int], None] | None = None) -> tuple[list[Case], list[str]]:
     """Read calls and route them as the pipeline would: each goes through `classify` (the text stage's own
     function: category, sub-categories, place, urgency) and becomes the rules' inputs as a live call does.
-    `progress(done, total)` is called after each call. A time without a zone is local time in `timezone`."""
+    Returns the cases and, for each row that makes no valid call (no text, an over-long title …), why.
+    `progress(done, total)` is called after each row. A time without a zone is local time in `timezone`."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(itertools.islice(csv.DictReader(handle), limit or None))
     zone = ZoneInfo(timezone)
     cases: list[Case] = []
+    problems: list[str] = []
     for number, row in enumerate(rows, start=1):
+        if progress is not None:
+            progress(number, len(rows))
         title, text = _pick(row, "title"), _pick(row, "text")
         if row.get("form") == "tokenized":
             title, text = despace(title), despace(text)
         moment = _parse_time(_pick(row, "time"))
-        call = classify(HotlineTranscript(
-            call_id=_pick(row, "id") or str(number), channel=Channel.OTHER, title=title or None, text=text,
-            received_at=(moment if moment.tzinfo else moment.replace(tzinfo=zone)) if moment else datetime.now(UTC)))
+        try:
+            transcript = HotlineTranscript(
+                call_id=_pick(row, "id") or str(number), channel=Channel.OTHER, title=title or None, text=text,
+                received_at=(moment if moment.tzinfo else moment.replace(tzinfo=zone)) if moment
+                else datetime.now(UTC))
+        except ValidationError as error:
+            problems.append(f"{path.name} row {number + 1}: {summarise(error)}")
+            continue
+        call = classify(transcript)
         inputs = call_inputs(call, timezone)
         if moment is None:
             inputs.hour = inputs.weekday = None
@@ -296,9 +307,7 @@ def cases_from_csv(path: Path, classify: Callable[[HotlineTranscript], Classifie
             truth, origin = (named.name, "official reply") if named else (None, "")
         cases.append(Case(case_id=call.call_id, inputs=inputs, classifier_abstained=call.category is None,
                           true_department=truth, truth=origin if truth else None))
-        if progress is not None:
-            progress(number, len(rows))
-    return cases
+    return cases, problems
 
 
 # --- report --------------------------------------------------------------------------------------------------

@@ -248,8 +248,10 @@ def backtest_command(
             raise typer.Exit(2) from error
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"classifying {calls.name}", total=None)
-            cases = cases_from_csv(calls, classify, active.directory, active.manifest.timezone, limit,
-                                   lambda done, total: progress.update(task, completed=done, total=total))
+            cases, problems = cases_from_csv(calls, classify, active.directory, active.manifest.timezone, limit,
+                                             lambda done, total: progress.update(task, completed=done, total=total))
+        for problem in problems:  # the CSV is the analyst's own file: name each row left out, route the rest
+            console.print(f"[yellow]skipped[/] {problem}", highlight=False)
         label = f"{calls.name} ({model_name})"
     else:
         from tickets.store import TicketStore

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from contracts import CameraFrame, HotlineTranscript, Topic
 from streams import Rejected, Transport
-from streams.codec import _error_details, _summarise
+from streams.codec import _error_details, summarise
 
 # Column names accepted for each field: our own, the 泰迪杯 message-board export, and messages_train.csv.
 _COLUMNS = {
@@ -58,7 +58,7 @@ def _ingest_rows(transport: Transport, path: Path, limit: int | None, channel: s
             transcript = HotlineTranscript.model_validate(_transcript_fields(row, channel))
         except ValidationError as exc:
             transport.reject(Topic.TRANSCRIPTS, "ingest", raw,
-                             Rejected("invalid", f"{path.name} row {line_no}: {_summarise(exc)}", _error_details(exc)))
+                             Rejected("invalid", f"{path.name} row {line_no}: {summarise(exc)}", _error_details(exc)))
             report.rejected += 1
             continue
         except Rejected as rejection:
@@ -164,4 +164,4 @@ def read_transcripts(path: Path, limit: int | None = None, channel: str = "web")
         try:
             yield HotlineTranscript.model_validate(_transcript_fields(row, channel))
         except ValidationError as exc:
-            yield f"{path.name} row {line_no}: {_summarise(exc)}"
+            yield f"{path.name} row {line_no}: {summarise(exc)}"

@@ -53,10 +53,10 @@ def decode(topic: Topic, raw: bytes, max_bytes: int) -> Message:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        raise Rejected("invalid", _summarise(exc), _error_details(exc)) from exc
+        raise Rejected("invalid", summarise(exc), _error_details(exc)) from exc
 
 
-def _summarise(exc: ValidationError) -> str:
+def summarise(exc: ValidationError) -> str:
     parts = [f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()[:5]]
     more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
     return "; ".join(parts) + more

@@ -133,13 +133,15 @@ def test_csv_calls_are_classified_and_replies_name_the_handler(rules: CompiledRu
         writer.writerow(["3", "u", "道路问题", "2019/4/25 9:00:00", "路面坑洼", "", ""])
         writer.writerow(["4", "u", "A7县学校招生", "2019/4/26 9:00:00", "A7县某学校招生不公开。",
                          "网友您好！经A市教育局核实，已责成学校公开招生信息。", "2019/5/2 10:00:00"])
+        writer.writerow(["5", "u", "只有标题", "2019/4/26 9:00:00", "", "", ""])  # no text: named, not routed
     seen: list[HotlineTranscript] = []
 
     def classify_call(transcript: HotlineTranscript) -> ClassifiedCall:
         seen.append(transcript)
         return classify(FixedModel(), transcript, min_confidence=0.5, top_k=2)
 
-    cases = cases_from_csv(path, classify_call, rules.directory, "Asia/Shanghai")
+    cases, problems = cases_from_csv(path, classify_call, rules.directory, "Asia/Shanghai")
+    assert problems == ["calls.csv row 6: text: String should have at least 1 character"]
     assert [t.title for t in seen] == ["A7县某学校乱收费", "A3区学校门口积水", "道路问题", "A7县学校招生"]
     assert seen[1].received_at.isoformat() == "2019-04-25T23:10:00+08:00"
     assert [c.inputs.category for c in cases] == ["教育文体", "教育文体", None, "教育文体"]

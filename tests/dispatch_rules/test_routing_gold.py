@@ -57,7 +57,8 @@ def test_calls_reach_the_role_that_handled_them(make_e5_settings: Callable[..., 
         writer.writeheader()
         writer.writerows(rows)
     classify, _ = call_classifier(make_e5_settings())
-    cases = cases_from_csv(calls, classify, rules.directory, rules.manifest.timezone)
+    cases, problems = cases_from_csv(calls, classify, rules.directory, rules.manifest.timezone)
+    assert problems == []
     routed: dict[str, tuple[str, str] | None] = {}
     parsed: dict[str, tuple[str, str] | None] = {}
     for case in cases:
