@@ -114,7 +114,7 @@ class _Letterboxed:
 def _letterbox(image: Image.Image, size: int) -> _Letterboxed:
     width, height = image.size
     scale = min(size / width, size / height)
-    new_w, new_h = round(width * scale), round(height * scale)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))  # a 4000x1 frame too
     canvas = Image.new("RGB", (size, size), (114, 114, 114))
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
     canvas.paste(image.resize((new_w, new_h), Image.Resampling.BILINEAR), (pad_x, pad_y))

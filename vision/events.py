@@ -33,6 +33,7 @@ class _VehicleTrack:
     box: tuple[float, float, float, float]
     first_seen: datetime
     frames: int = 1
+    misses: int = 0  # frames in a row it was not seen (occluded, missed by the detector)
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,24 @@ class EventChange:
     detection: Detection | None
 
 
+class StaleFrame(ValueError):
+    """A frame not later than the camera's last one: a redelivery, or a camera clock that stands or goes back."""
+
+
 @dataclass
 class CameraTracker:
     camera: Camera
     _conditions: dict[tuple[str, EventKind], _Condition] = field(default_factory=dict)
     _vehicles: dict[str, list[_VehicleTrack]] = field(default_factory=dict)
+    _last_at: datetime | None = None
 
     def update(self, detections: list[Detection], at: datetime) -> list[EventChange]:
+        """Raises StaleFrame, without changing anything, for a frame not later than the last one: counting it
+        would let one frame delivered three times meet min_frames, or give a new event an ended one's id."""
+        if self._last_at is not None and at <= self._last_at:
+            raise StaleFrame(f"frame captured at {at.isoformat()} is not later than camera "
+                             f"{self.camera.camera_id}'s last frame ({self._last_at.isoformat()})")
+        self._last_at = at
         changes = []
         for zone in self.camera.zones:
             for kind, thresholds in zone.watches.items():
@@ -72,20 +84,24 @@ class CameraTracker:
 
     def _stationary_vehicle(self, zone: Zone, vehicles: list[Detection], thresholds: Thresholds,
                             at: datetime) -> Detection | None:
-        previous = self._vehicles.get(zone.zone_id, [])
+        unmatched = list(self._vehicles.get(zone.zone_id, []))
         tracks: list[_VehicleTrack] = []
+        vehicles = sorted(vehicles, key=lambda v: -v.confidence)
         for vehicle in vehicles:
             match = None
-            if previous:
-                overlaps = iou(np.array(vehicle.box), np.array([t.box for t in previous]))
+            if unmatched:  # one detection per track: two cars side by side do not share one history
+                overlaps = iou(np.array(vehicle.box), np.array([t.box for t in unmatched]))
                 if overlaps.max() >= STATIONARY_IOU:
-                    match = previous[int(overlaps.argmax())]
+                    match = unmatched.pop(int(overlaps.argmax()))
             tracks.append(_VehicleTrack(vehicle.box, match.first_seen, match.frames + 1) if match
                           else _VehicleTrack(vehicle.box, at))
-        self._vehicles[zone.zone_id] = tracks
         parked = [(v, t) for v, t in zip(vehicles, tracks, strict=True)
                   if t.frames >= thresholds.min_frames
                   and (at - t.first_seen).total_seconds() >= thresholds.min_seconds]
+        # a vehicle missed in a frame or two (a passing bus hides it) keeps its history for clear_frames
+        kept = [_VehicleTrack(t.box, t.first_seen, t.frames, t.misses + 1) for t in unmatched
+                if t.misses + 1 < thresholds.clear_frames]
+        self._vehicles[zone.zone_id] = tracks + kept
         return max(parked, key=lambda pair: pair[0].confidence)[0] if parked else None
 
     def _advance(self, zone: Zone, kind: EventKind, thresholds: Thresholds,
@@ -98,8 +114,10 @@ class CameraTracker:
             if state.best is None or evidence.confidence >= state.best.confidence:
                 state.best = evidence
             # a parked vehicle's track already had to persist min_frames and min_seconds
-            needed = 1 if kind == EventKind.ILLEGAL_PARKING else thresholds.min_frames
-            if state.open_event_id is None and state.hits >= needed:
+            parking = kind == EventKind.ILLEGAL_PARKING
+            held_long_enough = parking or (at - state.since).total_seconds() >= thresholds.min_seconds
+            if state.open_event_id is None and state.hits >= (1 if parking else thresholds.min_frames) \
+                    and held_long_enough:
                 state.open_event_id = _event_id(self.camera.camera_id, zone.zone_id, kind, state.since)
                 return EventChange(state.open_event_id, zone, kind, "started", state.since, state.best)
             return None

@@ -25,6 +25,14 @@ class Zone(BaseModel):
     polygon: list[tuple[float, float]] = Field(min_length=3)
     watches: dict[EventKind, Thresholds]
 
+    @model_validator(mode="after")
+    def _normalised(self) -> Zone:
+        outside = [point for point in self.polygon if not all(0 <= v <= 1 for v in point)]
+        if outside:
+            raise ValueError(f"zone {self.zone_id!r}: polygon points must be normalised to 0..1 of the image "
+                             f"(pixel coordinates?): {outside[:3]}")
+        return self
+
     def contains(self, x: float, y: float) -> bool:
         """Ray casting on normalised coordinates."""
         inside = False
@@ -48,6 +56,14 @@ class Camera(BaseModel):
     address: str
     location: Location | None = None
     zones: list[Zone] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> Camera:
+        ids = [z.zone_id for z in self.zones]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"camera {self.camera_id!r}: zone ids appear more than once: {duplicates}")
+        return self
 
 
 class CameraRegistry(BaseModel):

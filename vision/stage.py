@@ -12,7 +12,7 @@ from contracts import CITYMGMT_EVENT_CODES, CameraFrame, DetectedEvent, Message,
 from streams.codec import Rejected
 from streams.stage import Output, Stage
 from vision.detector import Detection, Detector
-from vision.events import CameraTracker, EventChange
+from vision.events import CameraTracker, EventChange, StaleFrame
 from vision.frames import open_frame
 from vision.registry import Camera, CameraRegistry
 
@@ -49,6 +49,8 @@ def make_detect_stage(registry: CameraRegistry, detector: Detector, max_pixels: 
             found = next(detections)
             try:
                 results.append(track(frame, camera, image, found))
+            except StaleFrame as stale:
+                results.append(Rejected("invalid", f"frame {frame.frame_id}: {stale}"))
             except Exception as exc:  # a bug on one frame must not replay the batch's tracker updates
                 results.append(Rejected("processing_error", f"detect: frame {frame.frame_id}: {exc!r}"))
         return results
