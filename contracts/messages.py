@@ -161,6 +161,11 @@ class ClassifiedCall(Message):
         default=None, description="Sentence embedding (L2-normalised) from `classifier`, for similarity downstream."
     )
 
+    @field_validator("text", "title")
+    @classmethod
+    def _mask_numbers_in_text(cls, text: str | None) -> str | None:
+        return None if text is None else mask_pii(text)
+
     def key(self) -> str | None:
         return self.district or self.call_id
 
@@ -320,4 +325,7 @@ class DeadLetter(Message):
     payload_size: int
     payload_sha256: str
     payload_truncated: bool
+    payload_masked: bool = Field(default=False, description=(
+        "Phone and ID numbers in the kept payload are masked, so it is not byte for byte the original; "
+        "payload_size and payload_sha256 are the original's."))
     rejected_at: AwareDatetime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ from hotline.logging import configure_logging
 from hotline.settings import REPO_ROOT, ModelChoice, Settings, get_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from classifiers.duplicates import FloatArray, PairScorer
     from classifiers.e5_model import E5IntentClassifier
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from classifiers.stage import IntentModel
 
 DUPLICATE_GOLD = REPO_ROOT / "tests" / "classifiers" / "duplicate_gold.yaml"
+_Row = TypeVar("_Row")
 
 
 app = typer.Typer(help="12345 hotline + city camera AI dispatch.", no_args_is_help=True)
@@ -100,20 +101,39 @@ def classify_command(
     limit: Annotated[int | None, typer.Option(help="Only the first N rows.")] = None,
 ) -> None:
     """One JSON line per message: category, confidence, top-k, sub-categories, district, address, urgency."""
+    from itertools import chain
+
     from hotline.ingest import read_transcripts
     from hotline.pipeline import build_text_intelligence
 
+    items = _decoded(path, read_transcripts(path, limit))
+    first = next(items, None)
+    if first is None:
+        _fail(f"{path.name} has no rows")
     settings = get_settings()
     text = build_text_intelligence(settings)
     if isinstance(text, str):
         console.print(f"[red]text models unavailable:[/] {text}")
         raise typer.Exit(1)
-    for item in read_transcripts(path, limit):
+    for item in chain([first], items):
         if isinstance(item, str):
             typer.echo(json.dumps({"error": item}, ensure_ascii=False))
             continue
         call = text.classify(item)
         typer.echo(call.model_dump_json(exclude={"embedding", "text", "title"}))
+
+
+def _decoded(path: Path, rows: Iterator[_Row]) -> Iterator[_Row]:
+    """A file's rows, or a one-line error for a file that is neither UTF-8 nor GB18030 text."""
+    try:
+        yield from rows
+    except UnicodeDecodeError:
+        _fail(f"{path.name} is neither UTF-8 nor GB18030 text")
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
 
 
 eval_app = typer.Typer(help="Measure models on labelled data.", no_args_is_help=True)
@@ -130,12 +150,19 @@ def eval_classify(
     raw_only: Annotated[bool, typer.Option(help="Only rows with form=raw (the held-out rows).")] = True,
 ) -> None:
     """Accuracy, macro-F1, per-class figures and the confusion matrix of a classifier on a labelled CSV."""
-    from classifiers.data import read_labelled_csv
+    from classifiers.data import DataFileError, read_labelled_csv
     from classifiers.metrics import evaluate
     from hotline.pipeline import intent_model, load_baseline
 
     settings = get_settings()
-    rows = read_labelled_csv(data, text_col, label_col, title_col)
+    try:
+        rows = read_labelled_csv(data, text_col, label_col, title_col)
+    except DataFileError as error:
+        _fail(str(error))
+    except UnicodeDecodeError:
+        _fail(f"{data.name} is neither UTF-8 nor GB18030 text")
+    if not rows:
+        _fail(f"{data.name} has no rows")
     if raw_only and any(r.form == "raw" for r in rows):
         rows = [r for r in rows if r.form == "raw"]
     model = model or settings.classifier.model
@@ -284,6 +311,8 @@ def ingest_transcripts_command(
     transport = open_transport(get_settings())
     try:
         report = ingest_transcripts(transport, path, limit)
+    except UnicodeDecodeError:
+        _fail(f"{path.name} is neither UTF-8 nor GB18030 text")
     finally:
         transport.close()
     console.print(f"transcripts accepted: {report.accepted}, rejected to dead letters: {report.rejected}")
@@ -411,18 +440,45 @@ def _print_tickets(settings: Settings, limit: int, status: str | None = None, as
 
 
 @deadletter_app.command("list")
-def deadletter_list(limit: Annotated[int, typer.Option()] = 20) -> None:
-    """Rejected messages with their reasons (embedded transport)."""
-    from contracts import DeadLetter, Topic
-    from hotline.pipeline import open_embedded_bus
+def deadletter_list(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
+    """The newest rejected messages with their reasons (the embedded journal, or the Kafka dead-letter topic)."""
+    from streams import deadletters
 
-    bus = open_embedded_bus(get_settings())
-    records = list(bus.records(Topic.DEAD_LETTER))[-limit:]
-    for record in records:
-        letter = DeadLetter.model_validate_json(record.value)
-        console.print(f"{letter.rejected_at:%Y-%m-%d %H:%M:%S} [{letter.error_type}] {letter.origin_topic} "
-                      f"({letter.stage}): {letter.reason}")
-    console.print(f"{bus.count(Topic.DEAD_LETTER)} dead letters in all")
+    read = deadletters.newest(get_settings(), limit)
+    for letter in read.letters:
+        console.print(f"{letter.rejected_at:%Y-%m-%d %H:%M:%S} {letter.dead_letter_id} [{letter.error_type}] "
+                      f"{letter.origin_topic} ({letter.stage}): {letter.reason}", markup=False, highlight=False)
+    unreadable = f" ({read.unreadable} of them unreadable)" if read.unreadable else ""
+    console.print(f"{read.total} dead letters in all{unreadable}")
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead-letter ids (as `deadletter list` shows them).")] = None,
+    stage: Annotated[str | None, typer.Option(help="Every dead letter of this stage, e.g. ticketing.")] = None,
+    error_type: Annotated[str | None, typer.Option(help="Every dead letter of this error type, e.g. "
+                                                        "processing_error.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Republish them; without it, only show what would be.")] = False,
+) -> None:
+    """Put dead-lettered payloads back on their origin topics, e.g. messages refused during an outage."""
+    from streams import deadletters
+
+    if not (ids or stage or error_type):
+        raise typer.BadParameter("name dead-letter ids, or --stage and/or --error-type")
+    settings = get_settings()
+    chosen = deadletters.select(settings, deadletters.LetterFilter(ids or (), stage, error_type)).letters
+    for letter in chosen:
+        why_not = deadletters.replayable(letter)
+        console.print(f"{letter.dead_letter_id} [{letter.error_type}] {letter.origin_topic} ({letter.stage}): "
+                      + (f"cannot replay: {why_not}" if why_not else "replayable"), markup=False, highlight=False)
+    if not any(deadletters.replayable(letter) is None for letter in chosen):
+        console.print(f"no dead letter to replay ({len(chosen)} matched)")
+        return
+    if not yes:
+        console.print("dry run: nothing was published; add --yes to put these back on their topics")
+        return
+    done = deadletters.replay(settings, chosen)
+    console.print(f"replayed {done} of {len(chosen)} matching dead letters to their topics")
 
 
 @schemas_app.command("export")

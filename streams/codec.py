@@ -12,9 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contracts import TOPIC_MODELS, DeadLetter, Message, Topic
+from contracts import TOPIC_MODELS, DeadLetter, Message, Topic, mask_pii
 
 DEAD_LETTER_PAYLOAD_LIMIT = 8 * 1024 * 1024
+# Masked beyond the kept limit by this much, so that no number cut at the limit is kept half in clear.
+_MASK_MARGIN_BYTES = 64
 
 
 @dataclass
@@ -41,6 +43,8 @@ def decode(topic: Topic, raw: bytes, max_bytes: int) -> Message:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Rejected("malformed", f"not valid UTF-8 JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise Rejected("malformed", "JSON nested too deeply to read") from exc
     if not isinstance(document, dict):
         raise Rejected("malformed", f"expected a JSON object, got {type(document).__name__}")
     model = TOPIC_MODELS[topic]
@@ -70,20 +74,36 @@ def _error_details(exc: ValidationError) -> list[dict[str, Any]]:
 
 
 def dead_letter(
-    origin_topic: str, stage: str, raw: bytes, rejection: Rejected, key: str | None = None
+    origin_topic: str, stage: str, raw: bytes, rejection: Rejected, key: str | None = None,
+    original: bytes | None = None,
 ) -> DeadLetter:
-    kept = raw[:DEAD_LETTER_PAYLOAD_LIMIT]
+    """The dead letter for a refused payload, with phone and ID numbers masked in the payload and reason.
+
+    `original`: the whole payload when `raw` is only its beginning (a large file); the letter then records the
+    original's size and SHA-256, and says it is truncated.
+    """
+    whole = raw if original is None else original
+    masked = masked_payload(raw)
+    kept = masked[:DEAD_LETTER_PAYLOAD_LIMIT]
     return DeadLetter(
         dead_letter_id=uuid.uuid4().hex,
         origin_topic=origin_topic,
         stage=stage,
         error_type=rejection.error_type,
-        reason=rejection.reason,
+        reason=mask_pii(rejection.reason),
         details=rejection.details,
         key_text=key,
         payload_b64=base64.b64encode(kept),
-        payload_size=len(raw),
-        payload_sha256=hashlib.sha256(raw).hexdigest(),
-        payload_truncated=len(kept) < len(raw),
+        payload_size=len(whole),
+        payload_sha256=hashlib.sha256(whole).hexdigest(),
+        payload_truncated=len(kept) < len(masked) or len(raw) < len(whole),
+        payload_masked=True,
         rejected_at=datetime.now(UTC),
     )
+
+
+def masked_payload(raw: bytes) -> bytes:
+    """The payload with phone and ID numbers masked. Bytes that are not UTF-8 (a GBK export, binary) pass
+    through unchanged around the masked digits."""
+    text = raw[:DEAD_LETTER_PAYLOAD_LIMIT + _MASK_MARGIN_BYTES].decode("utf-8", "surrogateescape")
+    return mask_pii(text).encode("utf-8", "surrogateescape")

@@ -85,6 +85,15 @@ class EmbeddedBus(Transport):
             ).fetchall()
         return [JournalRecord(*row) for row in rows]
 
+    def tail(self, topic: Topic | str, limit: int) -> list[JournalRecord]:
+        """The newest `limit` records of a topic, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT offset, topic, key, value FROM journal WHERE topic = ? ORDER BY offset DESC LIMIT ?",
+                (str(topic), limit),
+            ).fetchall()
+        return [JournalRecord(*row) for row in reversed(rows)]
+
     def count(self, topic: Topic | str) -> int:
         with self._lock:
             (n,) = self._db.execute("SELECT count(*) FROM journal WHERE topic = ?", (str(topic),)).fetchone()

@@ -2,10 +2,13 @@
 
 Every record goes through `streams.processing.process_raw` (the same per-message logic as the embedded
 transport: decode, handle, dead-letter on failure). Its outputs are sent, and acknowledged by the broker,
-before the agent moves to the next record; faust acks a record only then, and commits only acked offsets.
-A batching stage (camera detection) takes up to `max_batch` records at once (`take_events`, waiting at most
+and only then does the agent ack the record (the stream is `noack`: faust's own ack sits in a `finally` and
+would ack a record whose processing raised); faust commits only acked, contiguous offsets.
+A batching stage (camera detection) takes up to `max_batch` records at once (`noack_take`, waiting at most
 `kafka.batch_wait_seconds`) through `process_raw_batch`; the batch's records are acked after all its outputs
 are sent, so the guarantee is the same.
+A record whose outputs cannot be sent (or whose processing raises) is never acked: the agent raises and its
+`CrashingSupervisor` stops the worker (exit 1), so the record is redelivered to the next worker.
 That makes the worker at-least-once: a worker that dies re-delivers what it had not committed, and the
 ticket store creates one ticket per source event however often a decision is delivered.
 
@@ -25,6 +28,8 @@ from typing import Any, cast
 
 import faust
 import structlog
+from faust.types import EventT
+from mode import CrashingSupervisor
 
 from hotline.settings import KafkaSettings, Settings
 from streams.codec import encode
@@ -111,24 +116,44 @@ def _add_agent(app: faust.App, settings: Settings, stage: Stage, executor: Threa
 
     async def run_stage(stream: faust.StreamT[bytes]) -> None:
         loop = asyncio.get_running_loop()
-        async for event in stream.events():
+        manual = cast(faust.Stream[bytes], stream).noack()  # acked below, only once the outputs are sent
+        async for event in manual.events():
             raw = event.value if isinstance(event.value, bytes) else b""
             key = _key_text(event.key)
-            outputs = await loop.run_in_executor(executor, process_raw, stage, raw, key, max_bytes)
-            # Awaited before the loop moves on: the record is acked (and later committed) only after this.
-            await send(outputs)
+            try:
+                outputs = await loop.run_in_executor(executor, process_raw, stage, raw, key, max_bytes)
+                await send(outputs)
+            except Exception as exc:
+                _log_not_done(stage, [event], exc)
+                raise
+            await manual.ack(event)
 
     async def run_batched_stage(stream: faust.StreamT[bytes]) -> None:
         loop = asyncio.get_running_loop()
-        # take_events acks a batch's records only when the loop comes back for the next batch
         wait = settings.kafka.batch_wait_seconds
-        batches = cast(faust.Stream[bytes], stream).take_events(stage.max_batch, within=wait)
-        async for events in batches:
+        # noack_take yields events and never acks them itself (take_events acks even when the body raises)
+        batches = cast(faust.Stream[bytes], stream).noack_take(stage.max_batch, within=wait)
+        async for taken in batches:
+            events = cast(list[EventT[bytes]], taken)
             records = [(e.value if isinstance(e.value, bytes) else b"", _key_text(e.key)) for e in events]
-            results = await loop.run_in_executor(executor, process_raw_batch, stage, records, max_bytes)
-            await send([output for outputs in results for output in outputs])
+            try:
+                results = await loop.run_in_executor(executor, process_raw_batch, stage, records, max_bytes)
+                await send([output for outputs in results for output in outputs])
+            except Exception as exc:
+                _log_not_done(stage, events, exc)
+                raise
+            for event in events:
+                await stream.ack(event)
 
-    app.agent(topic, name=f"stage-{stage.name}")(run_batched_stage if stage.batches else run_stage)
+    # A stage that raises stops the whole worker (exit 1) instead of being restarted past its record.
+    app.agent(topic, name=f"stage-{stage.name}", supervisor_strategy=CrashingSupervisor)(
+        run_batched_stage if stage.batches else run_stage)
+
+
+def _log_not_done(stage: Stage, events: Sequence[EventT[bytes]], exc: BaseException) -> None:
+    for event in events:
+        log.error("stage_record_not_done", stage=stage.name, topic=event.message.topic,
+                  partition=event.message.partition, offset=event.message.offset, error=repr(exc))
 
 
 def _key_text(key: object) -> str | None:
@@ -165,9 +190,8 @@ def _sender(app: faust.App, settings: Settings) -> Callable[[Sequence[Output]], 
                 # A resend after a partial failure repeats some outputs: downstream stages are idempotent.
                 log.warning("kafka_send_failed", attempt=attempt, error=repr(exc))
                 if attempt == SEND_ATTEMPTS:
-                    # Do not ack the record and carry on past it: stop, so that it is redelivered.
+                    # The caller leaves the record unacked and stops the worker, so that it is redelivered.
                     log.error("kafka_send_gave_up", error=repr(exc))
-                    await app.crash(exc)
                     raise
                 await asyncio.sleep(0.2 * 2**attempt)
 

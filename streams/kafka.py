@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,6 +210,19 @@ def read_topic(
     the end offsets the broker reports and a further fetch of `idle_ms` brings nothing new (a broker
     may under-report end offsets), or when `timeout_s` runs out. A topic that does not exist reads empty.
     """
+    records = iter_topic(kafka_settings, topic_name, topic, timeout_s, idle_ms)
+    return [(key, value) for _, _, key, value in sorted(records, key=lambda record: record[:2])]
+
+
+def iter_topic(
+    kafka_settings: KafkaSettings,
+    topic_name: TopicName,
+    topic: Topic,
+    timeout_s: float = 10.0,
+    idle_ms: int = 500,
+) -> Iterator[tuple[int, int, str | None, bytes]]:
+    """Like `read_topic`, but yields (partition, offset, key, value) as records arrive, holding none of them:
+    for tools that go through a long topic (the dead letters)."""
     name = topic_name(topic)
     deadline = time.monotonic() + timeout_s
     consumer = KafkaConsumer(
@@ -224,25 +237,28 @@ def read_topic(
         fetch_max_bytes=4 * DEFAULT_MAX_REQUEST_BYTES,
         **client_security(kafka_settings),
     )
-    records: dict[tuple[int, int], tuple[str | None, bytes]] = {}
     try:
         partitions = consumer.partitions_for_topic(name)
         while not partitions and time.monotonic() < deadline:
             time.sleep(0.2)
             partitions = consumer.partitions_for_topic(name)
         if not partitions:
-            return []
+            return
         assigned = [TopicPartition(name, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
         ends: dict[TopicPartition, int] = consumer.end_offsets(assigned)
+        next_offset = dict.fromkeys(sorted(partitions), 0)  # a record fetched twice is yielded once
         while time.monotonic() < deadline:
             remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
             batch = consumer.poll(timeout_ms=min(idle_ms, remaining_ms))
             for tp, messages in batch.items():
                 for message in messages:
+                    if message.offset < next_offset[tp.partition]:
+                        continue
+                    next_offset[tp.partition] = message.offset + 1
                     key = None if message.key is None else bytes(message.key).decode("utf-8", "replace")
-                    records[(tp.partition, message.offset)] = (key, bytes(message.value))
+                    yield tp.partition, message.offset, key, bytes(message.value)
             caught_up = all(consumer.position(tp) >= ends.get(tp, 0) for tp in assigned)
             if caught_up and not batch:
                 break
@@ -251,4 +267,3 @@ def read_topic(
         raise
     finally:
         consumer.close()
-    return [records[position] for position in sorted(records)]

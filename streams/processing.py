@@ -1,11 +1,21 @@
-"""What both transports do with raw messages: decode, handle (one by one or as a batch), dead-letter on failure."""
+"""What both transports do with raw messages: decode, handle (one by one or as a batch), dead-letter on failure.
+
+A stage that fails is retried. Infrastructure errors (the database or a network peer away for a moment) are
+retried with capped exponential backoff for up to `TRANSIENT_RETRY_SECONDS`, holding up the partition
+meanwhile; any other error is a bug or a message the stage cannot take, retried `attempts` times. Either
+way the message then goes to the dead letters as `processing_error` (`hotline deadletter replay` puts it back).
+"""
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from contracts import Message, Topic
 from streams.codec import Rejected, dead_letter, decode
@@ -13,13 +23,23 @@ from streams.stage import Output, Stage
 
 log = structlog.get_logger(__name__)
 
+# How long a stage keeps retrying a message through an infrastructure outage before dead-lettering it.
+TRANSIENT_RETRY_SECONDS = 60.0
+TRANSIENT_FIRST_DELAY_SECONDS = 0.1
+TRANSIENT_MAX_DELAY_SECONDS = 10.0
+
+_TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError, ConnectionError, TimeoutError)
+# OSErrors of a driver's socket; a missing or unreadable file stays a deterministic error
+_TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
+                     errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EAGAIN, errno.EINTR}
+
 
 def process_raw(
     stage: Stage, raw: bytes, key: str | None, max_bytes: int, attempts: int = 3
 ) -> Sequence[Output]:
     """Outputs for one message; a rejected or repeatedly failing message becomes one dead letter."""
     try:
-        message = decode(stage.input_topic, raw, max_bytes)
+        message = _decode(stage, raw, max_bytes)
     except Rejected as rejection:
         return [_to_dead_letter(stage, raw, key, rejection)]
     return _handle_one(stage, message, raw, key, attempts)
@@ -36,7 +56,7 @@ def process_raw_batch(
     decoded: list[tuple[int, Message]] = []
     for index, (raw, key) in enumerate(records):
         try:
-            decoded.append((index, decode(stage.input_topic, raw, max_bytes)))
+            decoded.append((index, _decode(stage, raw, max_bytes)))
         except Rejected as rejection:
             results[index] = [_to_dead_letter(stage, raw, key, rejection)]
     if not decoded:
@@ -57,19 +77,71 @@ def process_raw_batch(
     return results
 
 
+def is_transient(exc: BaseException) -> bool:
+    """An infrastructure error that may go away by itself: the error or what it was raised from."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _TRANSIENT) or (isinstance(seen, OSError) and seen.errno in _TRANSIENT_ERRNOS):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def _decode(stage: Stage, raw: bytes, max_bytes: int) -> Message:
+    try:
+        return decode(stage.input_topic, raw, max_bytes)
+    except Rejected:
+        raise
+    except Exception as exc:  # a codec bug must not stop the partition: keep the message instead
+        raise Rejected("processing_error", f"decoding failed: {exc!r}") from exc
+
+
 def _handle_one(stage: Stage, message: Message, raw: bytes, key: str | None, attempts: int = 3) -> Sequence[Output]:
-    for attempt in range(1, attempts + 1):
+    retries = _Retries(stage.name, attempts)
+    while True:
         try:
             return stage.handle(message)
         except Rejected as rejection:
             return [_to_dead_letter(stage, raw, key, rejection)]
-        except Exception as exc:  # a stage bug or an outage: retry, then keep the message in the dead letters
-            log.warning("stage_failed", stage=stage.name, attempt=attempt, error=repr(exc))
-            if attempt == attempts:
-                failure = Rejected("processing_error", f"{stage.name} failed {attempts} times: {exc!r}")
-                return [_to_dead_letter(stage, raw, key, failure)]
-            time.sleep(0.05 * attempt)
-    raise AssertionError("unreachable")
+        except Exception as exc:
+            give_up = retries.wait(exc)
+            if give_up is not None:
+                return [_to_dead_letter(stage, raw, key, give_up)]
+
+
+@dataclass
+class _Retries:
+    """When to try a failed message again, and when to stop."""
+
+    stage: str
+    attempts: int
+    failures: int = 0
+    outage_started: float | None = None
+    delay: float = TRANSIENT_FIRST_DELAY_SECONDS
+
+    def wait(self, exc: Exception) -> Rejected | None:
+        """Sleep before the next try; or, once the retries are spent, the reason to dead-letter instead."""
+        return self._outage(exc) if is_transient(exc) else self._failure(exc)
+
+    def _outage(self, exc: Exception) -> Rejected | None:
+        now = time.monotonic()
+        self.outage_started = now if self.outage_started is None else self.outage_started
+        waited = now - self.outage_started
+        if waited + self.delay > TRANSIENT_RETRY_SECONDS:
+            return Rejected("processing_error", f"{self.stage} met infrastructure errors for {waited:.0f} s: {exc!r}")
+        log.warning("stage_transient_error", stage=self.stage, retry_in_s=round(self.delay, 2),
+                    waited_s=round(waited, 2), error=repr(exc))
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, TRANSIENT_MAX_DELAY_SECONDS)
+        return None
+
+    def _failure(self, exc: Exception) -> Rejected | None:
+        self.failures += 1  # a stage bug, or a message it cannot take: a few tries, then the dead letters
+        log.warning("stage_failed", stage=self.stage, attempt=self.failures, error=repr(exc))
+        if self.failures >= self.attempts:
+            return Rejected("processing_error", f"{self.stage} failed {self.attempts} times: {exc!r}")
+        time.sleep(0.05 * self.failures)
+        return None
 
 
 def _to_dead_letter(stage: Stage, raw: bytes, key: str | None, rejection: Rejected) -> Output:

@@ -23,9 +23,12 @@ class Transport(ABC):
         for output in outputs:
             self.publish(output.topic, output.value, output.partition_key)
 
-    def reject(self, origin: Topic, stage: str, raw: bytes, rejection: Rejected, key: str | None = None) -> None:
-        """Keep a refused input in the dead-letter topic."""
-        self.publish(Topic.DEAD_LETTER, dead_letter(str(origin), stage, raw, rejection, key), key)
+    def reject(self, origin: Topic, stage: str, raw: bytes, rejection: Rejected, key: str | None = None,
+               original: bytes | None = None) -> None:
+        """Keep a refused input in the dead-letter topic. `original`: the whole input when `raw` is only its
+        beginning; the letter then records the whole input's size and SHA-256."""
+        letter = dead_letter(str(origin), stage, raw, rejection, key, original=original)
+        self.publish(Topic.DEAD_LETTER, letter, key)
 
     @contextmanager
     def batch(self) -> Iterator[None]:

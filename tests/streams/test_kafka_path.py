@@ -49,10 +49,10 @@ class Workers:
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, env: dict[str, str], module: str = "hotline.worker") -> subprocess.Popen[bytes]:
         with self.log_path(name).open("wb") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "hotline.worker"], cwd=REPO_ROOT, env=env,
+                [sys.executable, "-m", module], cwd=REPO_ROOT, env=env,
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
             )
         self.processes[name] = process
@@ -258,14 +258,17 @@ def test_bad_messages_are_dead_lettered_on_the_kafka_path(
         "invalid": json.dumps({"schema_id": "hotline.transcript/v1", "call_id": "z",
                                "received_at": "2026-11-22T10:00:00+08:00", "text": "   "}).encode(),
         "oversized": oversized.model_dump_json().encode(),
+        # a poison record: json.loads raises RecursionError on it
+        "deep": b'{"schema_id":"hotline.transcript/v1","x":' + b"[" * 1500 + b"]" * 1500 + b"}",
     }
-    assert len(bad["oversized"]) > limit
+    expected_type = {name: "malformed" if name == "deep" else name for name in bad}
+    assert len(bad["oversized"]) > limit and len(bad["deep"]) < limit
     workers.start("solo", _worker_env(settings, HOTLINE_LIMITS__MAX_TEXT_MESSAGE_BYTES=str(limit)))
 
     transport = KafkaTransport(settings.kafka, settings.kafka_topic)
     try:
-        for error_type, raw in bad.items():
-            transport.publish_raw(Topic.TRANSCRIPTS, raw, key=f"bad-{error_type}")
+        for name, raw in bad.items():
+            transport.publish_raw(Topic.TRANSCRIPTS, raw, key=f"bad-{name}")
         transport.publish(Topic.TRANSCRIPTS, good)
         transport.flush()
     finally:
@@ -282,10 +285,10 @@ def test_bad_messages_are_dead_lettered_on_the_kafka_path(
     _wait_for(all_dead_lettered, 90, "the dead letters", lambda: workers.check_alive("solo"))
     _wait_for(lambda: store.count() >= 1, 60, "the good call's ticket", lambda: workers.check_alive("solo"))
 
-    assert set(letters) == {f"bad-{error_type}" for error_type in bad}
-    for error_type, raw in bad.items():
-        letter = letters[f"bad-{error_type}"]
-        assert letter.error_type == error_type
+    assert set(letters) == {f"bad-{name}" for name in bad}
+    for name, raw in bad.items():
+        letter = letters[f"bad-{name}"]
+        assert letter.error_type == expected_type[name]
         assert letter.origin_topic == Topic.TRANSCRIPTS.value and letter.stage == "classify"
         assert letter.payload_sha256 == hashlib.sha256(raw).hexdigest() and letter.payload_size == len(raw)
         assert letter.payload_b64 == raw  # kept whole: all of these are under the dead-letter payload limit
@@ -338,3 +341,88 @@ def test_camera_frames_are_batched_into_events_and_tickets_on_the_kafka_path(
     tickets = store.source_event_counts()
     assert len(tickets) == 2 and all(count == 1 for count in tickets.values())
     assert all(source.startswith("camera-event:cam-A3-0001.") for source in tickets), tickets
+
+
+def _assist_call_ids(settings: Settings) -> list[str]:
+    return [json.loads(value)["call_id"] for _, value in
+            read_topic(settings.kafka, settings.kafka_topic, Topic.AGENT_ASSIST, timeout_s=5)]
+
+
+def test_a_record_whose_outputs_cannot_be_sent_stops_the_worker_and_is_redelivered(
+    make_settings: Callable[..., Settings], broker: TansuBroker, workers: Workers, tmp_path: Path
+) -> None:
+    settings = _kafka_settings(make_settings, broker, tmp_path)
+    ensure_topics(settings.kafka, settings.kafka_topic, settings.max_message_bytes)
+    transport = KafkaTransport(settings.kafka, settings.kafka_topic)
+    try:
+        for call_id in ("big-1", "good-1"):  # one key: one partition, in this order
+            transport.publish(Topic.TRANSCRIPTS, HotlineTranscript(
+                call_id=call_id, received_at=datetime.now(UTC), text="A3区路灯不亮"), key="k")
+        transport.flush()
+    finally:
+        transport.close()
+    env = _worker_env(settings)
+    echo = "tests.streams.kafka_echo_worker"
+
+    first = workers.start("first", env, module=echo)  # big-1's output is larger than any request may be
+    try:
+        first.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the worker went on past a record:\n{workers.tail('first')}") from None
+    assert first.returncode != 0
+    assert workers.events("first", "kafka_send_gave_up")
+    assert [e["offset"] for e in workers.events("first", "stage_record_not_done")] == [0]
+    assert _assist_call_ids(settings) == []
+
+    workers.start("second", env | {"ECHO_SMALL": "1"}, module=echo)  # the next worker gets big-1 again
+    calls: list[str] = []
+
+    def both_echoed() -> bool:
+        calls[:] = _assist_call_ids(settings)
+        return {"big-1", "good-1"} <= set(calls)
+
+    _wait_for(both_echoed, 90, "big-1 redelivered to the next worker", lambda: workers.check_alive("second"))
+    assert calls == ["big-1", "good-1"]
+
+
+def test_deadletter_list_and_replay_read_the_kafka_topic(
+    make_settings: Callable[..., Settings], broker: TansuBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from hotline.cli import deadletter_app
+    from hotline.settings import get_settings
+    from streams.codec import Rejected
+
+    settings = _kafka_settings(make_settings, broker, tmp_path)
+    ensure_topics(settings.kafka, settings.kafka_topic, settings.max_message_bytes)
+    for name, value in _worker_env(settings).items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    call = HotlineTranscript(call_id="lost-1", received_at=datetime.now(UTC), text="A3区路灯不亮")
+    transport = KafkaTransport(settings.kafka, settings.kafka_topic)
+    try:
+        transport.reject(Topic.TRANSCRIPTS, "ingest", b"not json", Rejected("malformed", "first"))
+        transport.reject(Topic.TRANSCRIPTS, "ticketing", call.model_dump_json().encode(),
+                         Rejected("processing_error", "second: the database was away"), key="A3")
+        transport.reject(Topic.TRANSCRIPTS, "ingest", b"[]", Rejected("malformed", "third"))
+        transport.flush()
+    finally:
+        transport.close()
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(deadletter_app, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    try:
+        listed = cli("list", "--limit", "2")
+        assert "second" in listed and "third" in listed and "first" not in listed
+        assert "3 dead letters in all" in listed
+        assert not settings.journal_path.exists(), "the Kafka transport must not open the embedded journal"
+        assert "dry run" in cli("replay", "--stage", "ticketing")
+        assert "replayed 1 of 1" in cli("replay", "--stage", "ticketing", "--error-type", "processing_error", "--yes")
+    finally:
+        get_settings.cache_clear()
+    replayed = read_topic(settings.kafka, settings.kafka_topic, Topic.TRANSCRIPTS, timeout_s=10)
+    assert [(key, HotlineTranscript.model_validate_json(value)) for key, value in replayed] == [("A3", call)]
