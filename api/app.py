@@ -127,8 +127,11 @@ async def _relay_outbox(context: ApiContext, every_seconds: float) -> None:
         return
     while True:
         await asyncio.sleep(every_seconds)
-        await run_in_threadpool(relay.relay_quietly)
-        await run_in_threadpool(relay.prune)
+        try:
+            await run_in_threadpool(relay.relay_quietly)
+            await run_in_threadpool(relay.prune)
+        except Exception:  # the database is away, say: the loop must outlive it and try again next round
+            log.warning("outbox_relay_failed", exc_info=True)
 
 
 async def _sweep_overdue(context: ApiContext, every_seconds: float) -> None:

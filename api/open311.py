@@ -5,9 +5,11 @@
   normal pipeline classifies, routes and tickets it like any call; its service_request_id is that call id,
   known at once (the ticket behind it appears once the pipeline has run). The ticket's classification is
   authoritative: once ticketed, service_code is the service of the ticket's category.
+  A field with a control character XML 1.0 forbids, or longer than the column keeping it, is refused (400).
 - GET requests: tickets (from every channel and the cameras) as Open311 requests, status open / closed,
   our finer lifecycle status in status_notes. A hotline ticket's service_request_id is its call id,
-  any other ticket's its ticket id.
+  any other ticket's its ticket id. service_request_id overrides every other argument; a start_date or
+  end_date without a zone is the city's time (Asia/Shanghai).
 - api_key (query or form field, or an Authorization bearer header) is one of our API tokens. Filing needs
   an agent or manager token (an intake application's account). Reading requests needs a token too: 12345
   case contents are not public; a department token reads only its department's requests.
@@ -17,8 +19,10 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,12 +32,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy import Select, exists, literal, select
+from sqlalchemy import ColumnElement, Select, String, exists, literal, select
 
 from api.context import ApiContext
 from api.users import Principal, Role, authenticate
 from contracts import CITYMGMT_EVENT_CODES, Channel, HotlineTranscript, Topic
 from tickets.models import Open311Request, Ticket, TicketStatus
+from tickets.store import CITY_TZ
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
@@ -43,6 +48,8 @@ MAX_RESULTS = 1000
 CLOSED_STATUSES = frozenset({TicketStatus.RESOLVED, TicketStatus.VERIFIED, TicketStatus.CLOSED,
                              TicketStatus.MERGED})
 FILING_ROLES = frozenset({Role.AGENT, Role.MANAGER})
+# what XML 1.0 allows in a document: every other character makes an answer no XML parser reads
+XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 XML_LISTS = {"services": "service", "service_requests": "request", "errors": "error", "attributes": "attribute",
              "values": "value", "endpoints": "endpoint", "formats": "format", "service_request_ids": "id"}
 
@@ -162,6 +169,7 @@ def _file_request(request: Request, form: dict[str, str], fmt: str) -> Response:
     if principal.role not in FILING_ROLES:
         raise Open311Error(403, f"filing requests needs an agent or manager api_key; {principal.name} is "
                                 f"{principal.role.value}", fmt)
+    _check_characters(form, fmt)
     service_code = form.get("service_code", "").strip()
     if not service_code:
         raise Open311Error(400, "service_code is required", fmt)
@@ -177,8 +185,10 @@ def _file_request(request: Request, form: dict[str, str], fmt: str) -> Response:
     description = (form.get("description") or "").strip()
     if not description:
         raise Open311Error(400, "description is required: the hotline routes a request by what it says", fmt)
+    media_url = (form.get("media_url") or "").strip() or None
+    _check_lengths({"address_string": address, "address_id": address_id, "media_url": media_url}, fmt)
     now = context.clock()
-    call_id = f"o311-{now:%Y%m%d}-{secrets.token_hex(6)}"
+    call_id = f"o311-{now.astimezone(CITY_TZ):%Y%m%d}-{secrets.token_hex(6)}"
     text = description + (f"\n地址：{address}" if address else "")
     try:
         transcript = HotlineTranscript(
@@ -190,7 +200,7 @@ def _file_request(request: Request, form: dict[str, str], fmt: str) -> Response:
     record = Open311Request(
         service_request_id=call_id, service_code=service_code, description=transcript.text,
         address_string=address or address_id, lat=lat, long=long,
-        media_url=(form.get("media_url") or "").strip()[:500] or None, submitted_by=principal.actor,
+        media_url=media_url, submitted_by=principal.actor,
         requested_at=now)
     with context.store.session() as session, session.begin():
         session.add(record)
@@ -201,6 +211,34 @@ def _file_request(request: Request, form: dict[str, str], fmt: str) -> Response:
     if form.get("account_id"):
         answer["account_id"] = form["account_id"]
     return _render(fmt, "service_requests", [answer])
+
+
+def _check_characters(form: dict[str, str], fmt: str) -> None:
+    """Refuse what no XML answer could carry back (control characters XML 1.0 forbids, unpaired surrogates)."""
+    for name, value in form.items():
+        if found := XML_FORBIDDEN.search(value):
+            raise Open311Error(400, f"{name} contains the character U+{ord(found.group()):04X}, which is not "
+                                    "allowed (control characters other than tab and newline)", fmt)
+
+
+def _column_length(column: ColumnElement[Any]) -> int:
+    kind = column.type
+    if not isinstance(kind, String) or kind.length is None:
+        raise TypeError(f"{column} is not a String column with a length")
+    return kind.length
+
+
+# where each filed field is kept: longer values are refused up front (PostgreSQL would refuse them at the insert)
+STORED_LENGTHS = {"address_string": _column_length(Open311Request.__table__.c.address_string),
+                  "address_id": _column_length(Open311Request.__table__.c.address_string),
+                  "media_url": _column_length(Open311Request.__table__.c.media_url)}
+
+
+def _check_lengths(values: dict[str, str | None], fmt: str) -> None:
+    for name, value in values.items():
+        if value is not None and len(value) > STORED_LENGTHS[name]:
+            raise Open311Error(400, f"{name} is too long: {len(value)} characters, at most "
+                                    f"{STORED_LENGTHS[name]}", fmt)
 
 
 @router.get("/tokens/{token}.{fmt}", summary="The service_request_id behind a token")
@@ -218,50 +256,60 @@ def token(request: Request, token: str, fmt: str) -> Response:
 # ---- reading ------------------------------------------------------------------------------------------------------
 @router.get("/requests.{fmt}", summary="Query service requests")
 def query_requests(request: Request, fmt: str) -> Response:
-    """Tickets as requests, newest first, plus requests filed here that the pipeline has not ticketed yet."""
+    """Tickets as requests, newest first, plus requests filed here that the pipeline has not ticketed yet.
+    service_request_id overrides every other argument (GeoReport v2); a department still sees only its own."""
     fmt = _format(fmt)
     params = request.query_params
     context = _context(request)
     principal = _caller(context, request, params.get("api_key"), fmt)
-    ticketed = exists().where(Ticket.source_event_id == literal("call:").concat(Open311Request.service_request_id))
     query = select(Ticket).order_by(Ticket.created_at.desc(), Ticket.id)
     # filed here, not ticketed yet: open, and no department's yet
-    pending: Select[Open311Request] = select(Open311Request).where(~ticketed)
-    with_pending = True
-    if ids := [i.strip() for i in (params.get("service_request_id") or "").split(",") if i.strip()]:
+    ticketed = exists().where(Ticket.source_event_id == literal("call:").concat(Open311Request.service_request_id))
+    unticketed = select(Open311Request).where(~ticketed)
+    pending: Select[Open311Request] | None
+    if ids := _listed(params.get("service_request_id")):
         query = query.where(Ticket.source_event_id.in_([f"call:{i}" for i in ids]) | Ticket.id.in_(ids))
-        pending = pending.where(Open311Request.service_request_id.in_(ids))
+        pending = unticketed.where(Open311Request.service_request_id.in_(ids))
     else:
-        end = _date(params.get("end_date"), "end_date", fmt)
-        start = _date(params.get("start_date"), "start_date", fmt) or (end or context.clock()) - DEFAULT_WINDOW
-        query = query.where(Ticket.created_at >= start)
-        pending = pending.where(Open311Request.requested_at >= start)
-        if end is not None:
-            query = query.where(Ticket.created_at <= end)
-            pending = pending.where(Open311Request.requested_at <= end)
-    if codes := [c.strip() for c in (params.get("service_code") or "").split(",") if c.strip()]:
-        unknown = [c for c in codes if c not in SERVICES_BY_CODE]
-        if unknown:
+        query, pending = _filtered(query, unticketed, params, context.clock(), fmt)
+    if principal.role is Role.DEPARTMENT:
+        query = query.where(Ticket.department == principal.department)
+        pending = None
+    with context.store.session() as session:
+        found = [_pending_request(r) for r in session.scalars(
+            pending.order_by(Open311Request.requested_at.desc()).limit(MAX_RESULTS))] if pending is not None else []
+        found += [_as_request(session, t) for t in session.scalars(query.limit(MAX_RESULTS - len(found)))]
+    return _render(fmt, "service_requests", found)
+
+
+def _listed(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def _filtered(query: Select[Ticket], pending: Select[Open311Request], params: Mapping[str, str], now: datetime,
+              fmt: str) -> tuple[Select[Ticket], Select[Open311Request] | None]:
+    """The date window, service_code and status filters; no pending requests when only closed ones are asked."""
+    end = _date(params.get("end_date"), "end_date", fmt)
+    start = _date(params.get("start_date"), "start_date", fmt) or (end or now) - DEFAULT_WINDOW
+    query = query.where(Ticket.created_at >= start)
+    pending = pending.where(Open311Request.requested_at >= start)
+    if end is not None:
+        query = query.where(Ticket.created_at <= end)
+        pending = pending.where(Open311Request.requested_at <= end)
+    if codes := _listed(params.get("service_code")):
+        if unknown := [c for c in codes if c not in SERVICES_BY_CODE]:
             raise Open311Error(400, f"unknown service_code {', '.join(unknown)}", fmt)
         query = query.where(Ticket.category.in_([c for code in codes for c in SERVICES_BY_CODE[code].categories]))
         pending = pending.where(Open311Request.service_code.in_(codes))
-    if wanted := {s.strip() for s in (params.get("status") or "").split(",") if s.strip()}:
-        if not wanted <= {"open", "closed"}:
-            raise Open311Error(400, "status is open or closed", fmt)
-        closed = [s.value for s in CLOSED_STATUSES]
-        if wanted == {"open"}:
-            query = query.where(Ticket.status.not_in(closed))
-        elif wanted == {"closed"}:
-            query = query.where(Ticket.status.in_(closed))
-            with_pending = False
-    if principal.role is Role.DEPARTMENT:
-        query = query.where(Ticket.department == principal.department)
-        with_pending = False
-    with context.store.session() as session:
-        found = [_pending_request(r) for r in session.scalars(
-            pending.order_by(Open311Request.requested_at.desc()).limit(MAX_RESULTS))] if with_pending else []
-        found += [_as_request(session, t) for t in session.scalars(query.limit(MAX_RESULTS - len(found)))]
-    return _render(fmt, "service_requests", found)
+    wanted = set(_listed(params.get("status")))
+    if not wanted <= {"open", "closed"}:
+        raise Open311Error(400, "status is open or closed", fmt)
+    closed = [s.value for s in CLOSED_STATUSES]
+    if wanted == {"open"}:
+        return query.where(Ticket.status.not_in(closed)), pending
+    if wanted == {"closed"}:
+        return query.where(Ticket.status.in_(closed)), None
+    return query, pending
 
 
 @router.get("/requests/{service_request_id}.{fmt}", summary="One service request")
@@ -415,7 +463,8 @@ def _date(value: str | None, name: str, fmt: str) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise Open311Error(400, f"{name} is not an ISO 8601 date: {value!r}", fmt) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    # a time without a zone is the city's (local) time, as a citizen or a clerk of the city writes it
+    return (moment.replace(tzinfo=CITY_TZ) if moment.tzinfo is None else moment).astimezone(UTC)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -444,4 +493,4 @@ def _fill(element: ET.Element, name: str, value: Any) -> None:
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     elif value is not None:
-        element.text = str(value)
+        element.text = XML_FORBIDDEN.sub("\ufffd", str(value))  # calls from other channels may hold them

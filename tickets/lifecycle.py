@@ -6,6 +6,7 @@
     resolved --reopen (citizen not satisfied, reason)--> in_progress | dispatched
     any open status --escalate (督办)--> same status, escalation level + 1
     any status but closed/merged --merge--> merged (child of a parent ticket; the parent records merge_child)
+    merged --reparent--> merged (a duplicate follows its parent when that parent is merged in turn)
 
 Every transition is written to ticket_transitions (who, when, why) in the same database transaction as the
 change, together with its TicketEvent in the outbox (tickets/outbox.py); once committed, the outbox is relayed
@@ -53,6 +54,7 @@ class Action(StrEnum):
     ESCALATE = "escalate"  # 督办
     MERGE = "merge"  # this ticket is a duplicate of another
     MERGE_CHILD = "merge_child"  # recorded on the parent a duplicate was merged into
+    REPARENT = "reparent"  # recorded on a duplicate moved to the ticket its parent was merged into
 
 
 S = TicketStatus
@@ -76,13 +78,15 @@ TRANSITIONS: dict[Action, dict[TicketStatus, frozenset[TicketStatus]]] = {
     Action.ESCALATE: {s: frozenset({s}) for s in OPEN_STATUSES},
     Action.MERGE: {s: frozenset({S.MERGED}) for s in OPEN_STATUSES | {S.RESOLVED, S.VERIFIED}},
     Action.MERGE_CHILD: {s: frozenset({s}) for s in TicketStatus if s not in FINAL_STATUSES},
+    Action.REPARENT: {S.MERGED: frozenset({S.MERGED})},
 }
+_DONE_BY_MERGES = frozenset({Action.MERGE_CHILD, Action.REPARENT})  # never asked for on the ticket itself
 
 
 def allowed_actions(status: TicketStatus | str) -> list[Action]:
-    """What can be done to a ticket in this status (merge_child is done to the parent by a merge)."""
+    """What can be done to a ticket in this status (merge_child and reparent are done by a merge)."""
     current = TicketStatus(status)
-    return [a for a, table in TRANSITIONS.items() if current in table and a is not Action.MERGE_CHILD]
+    return [a for a, table in TRANSITIONS.items() if current in table and a not in _DONE_BY_MERGES]
 
 
 class LifecycleError(Exception):
@@ -245,14 +249,14 @@ class Lifecycle:
         return results
 
     def merge(self, child_id: str, parent_id: str, actor: str, reason: str) -> TransitionResult:
-        """A duplicate goes under its parent: the child becomes merged, both record it."""
+        """A duplicate goes under its parent: the child becomes merged, both record it. Duplicates already
+        merged into the child move to the parent with it, each recording the move (reparent)."""
         reason = _required(reason, child_id, Action.MERGE, "a reason")
         if child_id == parent_id:
             raise InvalidTransitionRequest(child_id, Action.MERGE, "a ticket cannot be merged into itself")
         now = _utc(self._clock())
         with self.store.session() as session, session.begin():
-            child = self._load(session, child_id)
-            parent = self._load(session, parent_id)
+            child, parent, duplicates = self._lock_for_merge(session, child_id, parent_id)
             if parent.parent_ticket_id is not None or parent.status == S.MERGED:
                 raise IllegalTransition(parent.id, parent.status, Action.MERGE_CHILD,
                                         f"it is itself merged into {parent.parent_ticket_id}")
@@ -261,12 +265,17 @@ class Lifecycle:
             child.parent_ticket_id = parent.id
             child_t = self._record(session, child, Action.MERGE, child_to, actor, now,
                                    f"duplicate of {parent.id}: {reason}", {"parent_ticket_id": parent.id})
+            absorbed: dict[str, Any] = {"child_ticket_id": child.id}
+            if duplicates:
+                absorbed["moved_children"] = [d.id for d in duplicates]
             parent_t = self._record(session, parent, Action.MERGE_CHILD, parent_to, actor, now,
-                                    f"absorbed duplicate {child.id}: {reason}", {"child_ticket_id": child.id})
-            events = [ticket_event(child, child_t), ticket_event(parent, parent_t)]
+                                    f"absorbed duplicate {child.id}: {reason}", absorbed)
+            moves = [self._reparent(session, d, child, parent, actor, now) for d in duplicates]
+            changed = [(child, child_t), (parent, parent_t), *zip(duplicates, moves, strict=True)]
+            events = [ticket_event(ticket, transition) for ticket, transition in changed]
             outbox.stage(session, events, now)
         self._relay_outbox()
-        return TransitionResult(child, [child_t, parent_t], events)
+        return TransitionResult(child, [child_t, parent_t, *moves], events)
 
     # ---- department ---------------------------------------------------------------------------------------
     def accept(self, ticket_id: str, actor: str, *, as_department: str | None = None,
@@ -310,6 +319,8 @@ class Lifecycle:
             raise InvalidTransitionRequest(ticket_id, Action.REOPEN, "reopen goes to in_progress or dispatched")
         if department is not None and reopen_to is not S.DISPATCHED:
             raise InvalidTransitionRequest(ticket_id, Action.REOPEN, "a new department needs reopen_to dispatched")
+        if department is not None:
+            department = _required(department, ticket_id, Action.REOPEN, "a department")
 
         def mark_unsatisfied(ticket: Ticket, _now: datetime) -> None:
             ticket.satisfaction = "unsatisfied"
@@ -361,6 +372,30 @@ class Lifecycle:
             outbox.stage(session, events, now)
         self._relay_outbox()
         return TransitionResult(ticket, [transition], events, attachment_id)
+
+    def _lock_for_merge(self, session: Session, child_id: str, parent_id: str) -> tuple[Ticket, Ticket, list[Ticket]]:
+        """The child, the parent and the child's own duplicates, locked in one statement in id order, so that
+        crossed merges (A into B, B into A) queue on PostgreSQL instead of deadlocking."""
+        family = Ticket.id.in_([child_id, parent_id]) | (Ticket.parent_ticket_id == child_id)
+        locked = {t.id: t for t in session.scalars(
+            select(Ticket).where(family).order_by(Ticket.id).with_for_update()
+            .execution_options(populate_existing=True))}
+        for ticket_id in (child_id, parent_id):
+            if ticket_id not in locked:
+                raise TicketNotFound(ticket_id)
+        # asked again now the child is locked: a merge into it that committed meanwhile is seen by a new statement
+        duplicates = list(session.scalars(
+            select(Ticket).where(Ticket.parent_ticket_id == child_id).order_by(Ticket.id).with_for_update()
+            .execution_options(populate_existing=True)))
+        return locked[child_id], locked[parent_id], duplicates
+
+    def _reparent(self, session: Session, duplicate: Ticket, old_parent: Ticket, new_parent: Ticket, actor: str,
+                  now: datetime) -> TicketTransition:
+        to_status = self._target(duplicate, Action.REPARENT, None)
+        duplicate.parent_ticket_id = new_parent.id
+        return self._record(session, duplicate, Action.REPARENT, to_status, actor, now,
+                            f"duplicate of {new_parent.id}: its parent {old_parent.id} was merged into it",
+                            {"parent_ticket_id": new_parent.id, "previous_parent_ticket_id": old_parent.id})
 
     def _load(self, session: Session, ticket_id: str, as_department: str | None = None) -> Ticket:
         ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()

@@ -84,9 +84,16 @@ class OutboxRelay:
         try:
             return self.relay()
         except Exception:  # the broker is down, say: the events wait in the outbox for the next relay
-            log.warning("ticket_events_kept_in_outbox", reason="publishing failed", pending=self.pending(),
+            log.warning("ticket_events_kept_in_outbox", reason="relaying failed", pending=self._pending_or_none(),
                         exc_info=True)
             return 0
+
+    def _pending_or_none(self) -> int | None:
+        """`pending` for a log line, None when even that fails (the database being what is down)."""
+        try:
+            return self.pending()
+        except Exception:
+            return None
 
     def pending(self) -> int:
         with self.store.session() as session:

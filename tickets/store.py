@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, selectinload, sessionmaker
 
 from contracts import DispatchDecision
 from tickets.migrate import upgrade_database
 from tickets.models import Ticket, TicketAttachment, TicketStatus, TicketTransition
 
 SYSTEM_ACTOR = "system:auto-dispatch"
+CITY_TZ = ZoneInfo("Asia/Shanghai")  # the city's day dates the ticket numbers (as the consoles and the rules' zone)
+# execution option: on SQLite, a transaction that only reads BEGINs deferred instead of taking the write lock
+SQLITE_READ_ONLY = "hotline_sqlite_read_only"
 
 
 @dataclass(frozen=True)
@@ -28,14 +32,24 @@ class CreatedTicket:
 
 
 def make_engine(database_url: str) -> Engine:
+    """On SQLite every transaction BEGINs IMMEDIATE, taking the write lock (writers wait up to the busy timeout):
+    SQLite ignores SELECT ... FOR UPDATE, and pysqlite would only BEGIN at the first write, after the reads a
+    status check rests on. Transactions run with SQLITE_READ_ONLY set BEGIN deferred."""
     if database_url.startswith("sqlite"):
         engine = create_engine(database_url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(database_url, pool_pre_ping=True)
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    read_only = connection.get_execution_options().get(SQLITE_READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy's recipe: the driver emits no BEGIN, _sqlite_begin does
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -43,12 +57,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class StoreSession(Session):
+    """Writes go in `with session.begin():` (every write of this project does), which begins the transaction at
+    once, IMMEDIATE on SQLite. An autobegun transaction is taken for a read and, with make_sessions, BEGINs
+    deferred: a read neither waits for SQLite's write lock nor holds it."""
+
+    def begin(self, nested: bool = False) -> SessionTransaction:
+        transaction = super().begin(nested)
+        if not nested:
+            self.connection(execution_options={SQLITE_READ_ONLY: False})
+        return transaction
+
+
+def make_sessions(engine: Engine) -> sessionmaker[StoreSession]:
+    """StoreSessions on `engine`: their reads BEGIN deferred on SQLite, their `session.begin()` IMMEDIATE."""
+    return sessionmaker(engine.execution_options(**{SQLITE_READ_ONLY: True}), class_=StoreSession,
+                        expire_on_commit=False)
+
+
 class TicketStore:
-    def __init__(self, database_url: str, migrate: bool = True) -> None:
+    def __init__(self, database_url: str, migrate: bool = True,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         if migrate:
             upgrade_database(database_url)
+        self._clock = clock
         self.engine = make_engine(database_url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = make_sessions(self.engine)
 
     def session(self) -> Session:
         return self._sessions()
@@ -58,8 +92,9 @@ class TicketStore:
         existing = self.by_source_event(decision.source_event_id)
         if existing is not None:
             return CreatedTicket(existing, created=False, transitions=self._creation(existing.id))
-        ticket, transitions = _new_ticket(decision)
-        snapshot = _snapshot(ticket.id, decision)
+        now = self._clock().astimezone(UTC)
+        ticket, transitions = _new_ticket(decision, now)
+        snapshot = _snapshot(ticket.id, decision, now)
         try:
             with self.session() as session, session.begin():
                 session.add(ticket)
@@ -113,19 +148,18 @@ class TicketStore:
         return self.counts_by("source_event_id")
 
 
-def _snapshot(ticket_id: str, decision: DispatchDecision) -> TicketAttachment | None:
+def _snapshot(ticket_id: str, decision: DispatchDecision, now: datetime) -> TicketAttachment | None:
     """A camera ticket keeps the event's annotated frame as its 'snapshot' attachment."""
     if not decision.snapshot_jpeg:
         return None
     data = decision.snapshot_jpeg
     return TicketAttachment(ticket_id=ticket_id, kind="snapshot", content_type="image/jpeg", size=len(data),
                             sha256=hashlib.sha256(data).hexdigest(), data=data, created_by=SYSTEM_ACTOR,
-                            created_at=datetime.now(UTC))
+                            created_at=now)
 
 
-def _new_ticket(decision: DispatchDecision) -> tuple[Ticket, list[TicketTransition]]:
-    now = datetime.now(UTC)
-    ticket_id = f"GD{now:%Y%m%d}-{uuid.uuid4().hex[:10]}"
+def _new_ticket(decision: DispatchDecision, now: datetime) -> tuple[Ticket, list[TicketTransition]]:
+    ticket_id = f"GD{now.astimezone(CITY_TZ):%Y%m%d}-{uuid.uuid4().hex[:10]}"
     status = TicketStatus.DISPATCHED if decision.department else TicketStatus.PENDING_MANUAL
     ticket = Ticket(
         id=ticket_id,

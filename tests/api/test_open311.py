@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+
+from api import create_app
+from api.users import add_user
 from contracts import HotlineTranscript, Topic
 from hotline.pipeline import build_pipeline
-from hotline.settings import Settings
+from hotline.settings import REPO_ROOT, Settings
+from streams import EmbeddedBus
+from tickets import TicketStore
 
+from ..postgres_server import postgres_server
 from .conftest import A3, A5, Api
 
 GARBAGE = "A3区幸福路小区门口垃圾堆积多日无人清理，臭味很大，影响居民出行，请尽快处理。"
@@ -184,3 +193,81 @@ def test_open311_errors_and_access(api: Api) -> None:
     assert [r["agency_responsible"] for r in seen] == [A3]
     assert c.get("/open311/v2/requests/c2.json", params={"api_key": api.tokens["a3"]}).status_code == 404
     assert c.get("/open311/v2/requests/c1.json", params={"api_key": api.tokens["a3"]}).json()[0]["status"] == "open"
+
+
+def test_service_request_id_overrides_every_other_argument(api: Api) -> None:
+    api.ticket()  # call c1, category 城乡建设, open, created now
+    key = api.tokens["manager"]
+    future = (api.clock.now + timedelta(days=1)).isoformat()
+    for others in ({}, {"status": "closed"}, {"service_code": "transport"}, {"start_date": future},
+                   {"service_code": "bogus", "status": "maybe"}):
+        r = api.client.get("/open311/v2/requests.json", params={"api_key": key, "service_request_id": "c1", **others})
+        assert r.status_code == 200 and [x["service_request_id"] for x in r.json()] == ["c1"], (others, r.text)
+    r = api.client.get("/open311/v2/requests.json", params={"api_key": api.tokens["a5"], "service_request_id": "c1"})
+    assert r.json() == []  # a department still sees only its own
+
+
+def test_xml_answers_stay_well_formed_and_filing_refuses_control_characters(api: Api) -> None:
+    key = api.tokens["manager"]
+    r = api.client.post("/open311/v2/requests.json", json={
+        "api_key": key, "service_code": "200102", "address_string": "A3区幸福路1号", "description": "垃圾\x0b堆积\x01"})
+    assert r.status_code == 400 and _errors(r)[0]["description"].startswith("description contains the character U+000B")
+    r = api.client.post("/open311/v2/requests.xml", data={
+        "api_key": key, "service_code": "200102", "address_string": "A3区\x1f幸福路", "description": GARBAGE})
+    assert r.status_code == 400 and "address_string contains the character U+001F" in (
+        _xml(r.content).findtext("error/description") or "")
+    assert api.bus.count(Topic.TRANSCRIPTS) == 0
+
+    api.ticket(title="垃圾\x0b堆积\x01")  # a call from another channel carries them into the ticket
+    root = _xml(api.client.get("/open311/v2/requests/c1.xml", params={"api_key": key}).content)
+    assert (root.findtext("request/description") or "").startswith("垃圾\ufffd堆积\ufffd")
+    assert len(_xml(api.client.get("/open311/v2/requests.xml", params={"api_key": key}).content)) == 1
+    [as_json] = api.client.get("/open311/v2/requests/c1.json", params={"api_key": key}).json()
+    assert as_json["description"].startswith("垃圾\x0b堆积\x01")  # JSON escapes them: kept as they are
+
+
+def test_filed_fields_longer_than_their_columns_are_refused(api: Api) -> None:
+    key = api.tokens["manager"]
+    base = {"api_key": key, "service_code": "200102", "description": GARBAGE, "address_string": "A3区幸福路"}
+    for field, value in (("address_string", "A3区" + "某路" * 150), ("address_id", "x" * 301),
+                         ("media_url", "https://example.org/" + "p" * 481)):
+        r = api.client.post("/open311/v2/requests.json", data={**base, field: value})
+        assert r.status_code == 400, (field, r.text)
+        assert _errors(r)[0]["description"].startswith(f"{field} is too long: {len(value)} characters, at most")
+    longest = {**base, "address_string": "某" * 300, "media_url": "https://example.org/" + "p" * 480}
+    assert api.client.post("/open311/v2/requests.json", data=longest).status_code == 200
+    [stored] = api.client.get("/open311/v2/requests.json", params={"api_key": key}).json()
+    assert stored["media_url"] == longest["media_url"] and stored["address"] == longest["address_string"]
+
+
+@pytest.mark.slow
+def test_over_long_fields_answer_400_on_postgresql(tmp_path: Path) -> None:
+    with postgres_server() as url:
+        settings = Settings(data_dir=tmp_path / "data", shared_dir=REPO_ROOT.parent / "shared", database_url=url,
+                            escalation_sweep_seconds=0)
+        settings.data_dir.mkdir(parents=True)
+        store = TicketStore(url)
+        bus = EmbeddedBus(settings.journal_path, max_bytes=lambda _topic: 10**7)
+        with TestClient(create_app(settings, store=store, transport=bus), raise_server_exceptions=False) as client:
+            key = add_user(store, "zhao", "manager")[1]
+            r = client.post("/open311/v2/requests.json", data={
+                "api_key": key, "service_code": "200102", "description": GARBAGE,
+                "address_string": "A3区" + "某路" * 200})
+            assert r.status_code == 400 and _errors(r)[0]["description"].startswith("address_string is too long")
+            assert bus.count(Topic.TRANSCRIPTS) == 0
+        bus.close()
+        store.engine.dispose()
+
+
+def test_ids_and_dates_without_a_zone_are_the_citys(api: Api) -> None:
+    key = api.tokens["agent"]
+    api.clock.now = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # 07:30 on 2 March in the city
+    r = api.client.post("/open311/v2/requests.json", data={
+        "api_key": key, "service_code": "200102", "description": GARBAGE, "address_string": "A3区幸福路"})
+    assert r.json()[0]["service_request_id"].startswith("o311-20260302-")
+    for start, found in (("2026-03-02T07:00:00", 1), ("2026-03-02T08:00:00", 0), ("2026-03-02", 1),
+                         ("2026-03-01T23:00:00+00:00", 1), ("2026-03-01T23:45:00Z", 0)):
+        r = api.client.get("/open311/v2/requests.json", params={"api_key": key, "start_date": start})
+        assert len(r.json()) == found, (start, r.json())
+    r = api.client.get("/open311/v2/requests.json", params={"api_key": key, "end_date": "2026-03-02T07:00:00"})
+    assert r.json() == []

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from api.users import UserError, add_user, authenticate, list_users, revoke_user, rotate_token
 from hotline.settings import REPO_ROOT, Settings
+from tickets.lifecycle import Lifecycle
 
 from .conftest import A3, A5, Api
 
@@ -258,3 +260,47 @@ def test_the_api_escalates_overdue_tickets_by_itself(make_api: Callable[..., Api
     assert ticket is not None and ticket.escalation_level == 1
     assert other is not None and other.escalation_level == 0
     assert [e.transition for e in api.events(late)] == ["escalate"]  # relayed once, not once per sweep
+
+
+def test_the_outbox_relay_loop_outlives_a_failure(make_api: Callable[..., Api], tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "relaying", shared_dir=REPO_ROOT.parent / "shared",
+                        outbox_relay_seconds=0.05, escalation_sweep_seconds=0)
+    api = make_api(settings)
+    relay = api.client.app.state.context.lifecycle.relay  # type: ignore[attr-defined]
+    real_prune, prunes = relay.prune, []
+
+    def prune_once_failing() -> int:
+        prunes.append(1)
+        if len(prunes) == 1:
+            raise OperationalError("DELETE FROM ticket_outbox", {}, Exception("database is locked"))
+        return int(real_prune())
+
+    relay.prune = prune_once_failing
+    _wait_for(lambda: len(prunes) >= 1)
+    ticket_id = api.ticket()
+    Lifecycle(api.store, None).accept(ticket_id, f"department:wang@{A3}")  # committed; its event left to the loop
+    _wait_for(lambda: relay.pending() == 0)
+    assert [e.transition for e in api.events(ticket_id)] == ["accept"] and len(prunes) > 1
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_new_call_ids_carry_the_city_date(api: Api) -> None:
+    api.clock.now = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # 07:30 on 2 March in the city
+    r = api.client.post("/api/calls", headers=api.auth("agent"), json={"text": "小区门口垃圾堆积多日，请尽快清运。"})
+    assert r.status_code == 200 and r.json()["call_id"].startswith("call-20260302-")
+
+
+def test_a_reopen_to_dispatch_without_a_department_name_is_refused(api: Api) -> None:
+    ticket_id = api.ticket()
+    for action, body in (("accept", None), ("start", None), ("resolve", {"note": "已清运"})):
+        r = api.client.post(f"/api/tickets/{ticket_id}/{action}", headers=api.auth("a3"), json=body)
+        assert r.status_code == 200, r.text
+    r = api.client.post(f"/api/tickets/{ticket_id}/verify", headers=api.auth("agent"), json={
+        "satisfied": False, "reason": "没修好", "reopen_to": "dispatched", "department": "   "})
+    assert r.status_code == 422 and "a department is required" in r.json()["detail"]

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from contracts import DispatchDecision, Priority, Source, TicketEvent, Topic
 from streams import EmbeddedBus
 from tickets import TicketStatus, TicketStore
 from tickets.lifecycle import Lifecycle
 
+from ..postgres_server import postgres_server
 from ..support import Clock
 
 A3 = "A3区城市管理局"
@@ -72,3 +75,18 @@ def loop(tmp_path: Path, migrated_db: Path) -> Iterator[Loop]:
     made.bus.close()
 
 
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str) -> str:
+    """A new, empty database on the module's PostgreSQL server: each test's tickets start from c1."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    server = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    server.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, update
+from sqlalchemy import event, inspect, select, update
+from sqlalchemy.orm import Session
 
 from tickets import TicketStatus, TicketStore
 from tickets.lifecycle import (
@@ -17,6 +20,7 @@ from tickets.lifecycle import (
     EscalationPolicy,
     IllegalTransition,
     InvalidTransitionRequest,
+    Lifecycle,
     Photo,
     TicketNotFound,
     allowed_actions,
@@ -331,3 +335,125 @@ def test_the_loop_on_postgresql(tmp_path: Path) -> None:
         results = loop.lifecycle.escalate_overdue(loop.clock.now + timedelta(days=4))
         assert {r.ticket.id for r in results} == {parent}
         loop.bus.close()
+
+
+def test_concurrent_escalations_on_sqlite_each_see_the_one_before(loop: Loop) -> None:
+    """Two threads escalate one ticket (a manager's clicks, the sweep): no level is given twice."""
+    lifecycle = Lifecycle(loop.store, None, clock=loop.clock)  # the ticket database only
+    ticket_id = loop.ticket()
+    errors: list[Exception] = []
+
+    def escalate_often() -> None:
+        for _ in range(20):
+            try:
+                lifecycle.escalate(ticket_id, "manager:zhao", "群众催办")
+            except Exception as error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=escalate_often) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ticket = loop.store.get(ticket_id)
+    assert errors == [] and ticket is not None and ticket.escalation_level == 40
+    levels = [(t.details or {}).get("escalation_level") for t in ticket.transitions if t.transition == "escalate"]
+    assert levels == list(range(1, 41))
+
+
+def _crossed_merges(lifecycle: Lifecycle, a: str, b: str) -> list[str]:
+    """Merge a into b and b into a at once; what each merge came to."""
+    outcomes: list[str] = []
+
+    def merge(child: str, parent: str) -> None:
+        try:
+            lifecycle.merge(child, parent, "manager:zhao", "同一处垃圾")
+            outcomes.append("ok")
+        except Exception as error:
+            outcomes.append(type(error).__name__)
+
+    threads = [threading.Thread(target=merge, args=pair) for pair in ((a, b), (b, a))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(outcomes)
+
+
+def test_crossed_merges_on_sqlite_make_no_cycle(loop: Loop) -> None:
+    a, b = loop.ticket(), loop.ticket()
+    both_read = threading.Barrier(2, timeout=1)
+
+    def wait_for_the_other(*_args: object) -> None:  # both merges have read their tickets when either writes
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait()
+
+    event.listen(Session, "before_flush", wait_for_the_other)
+    try:
+        outcomes = _crossed_merges(loop.lifecycle, a, b)
+    finally:
+        event.remove(Session, "before_flush", wait_for_the_other)
+    assert outcomes == ["IllegalTransition", "ok"]
+    parents = [ticket.parent_ticket_id for ticket in map(loop.store.get, (a, b)) if ticket is not None]
+    assert sorted(parents, key=str) in ([a, None], [b, None])
+
+
+@pytest.mark.slow
+def test_crossed_merges_on_postgresql_queue_instead_of_deadlocking(postgres_db: str, tmp_path: Path) -> None:
+    loop = _loop(postgres_db, tmp_path / "journal.sqlite3")
+    a, b = loop.ticket(), loop.ticket()
+    first_locks_taken = threading.Barrier(2, timeout=2)
+    local = threading.local()
+
+    def after_first_lock(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FOR UPDATE" in statement and not getattr(local, "locked", False):
+            local.locked = True  # each merge holds its first lock(s) until the other has taken its own
+            with contextlib.suppress(threading.BrokenBarrierError):
+                first_locks_taken.wait()
+
+    event.listen(loop.store.engine, "after_cursor_execute", after_first_lock)
+    try:
+        outcomes = _crossed_merges(loop.lifecycle, a, b)
+    finally:
+        event.remove(loop.store.engine, "after_cursor_execute", after_first_lock)
+        loop.bus.close()
+    assert outcomes == ["IllegalTransition", "ok"]
+
+
+def test_merging_a_parent_moves_its_duplicates_along(loop: Loop) -> None:
+    lc = loop.lifecycle
+    first, second, duplicate, target = (loop.ticket() for _ in range(4))
+    lc.merge(duplicate, first, "manager:zhao", "同一处垃圾")
+    lc.merge(second, first, "manager:zhao", "同一处垃圾")
+    result = lc.merge(first, target, "manager:zhao", "同一小区")
+    moved = sorted([duplicate, second])
+    assert result.transitions[1].details == {"child_ticket_id": first, "moved_children": moved}
+    for ticket_id in moved:
+        ticket = loop.store.get(ticket_id)
+        assert ticket is not None and ticket.parent_ticket_id == target and ticket.status == S.MERGED
+        last = ticket.transitions[-1]
+        assert (last.transition, last.from_status, last.to_status, last.actor) == (
+            "reparent", "merged", "merged", "manager:zhao")
+        assert last.details == {"parent_ticket_id": target, "previous_parent_ticket_id": first}
+        assert last.reason == f"duplicate of {target}: its parent {first} was merged into it"
+    assert [(e.ticket_id, e.transition) for e in loop.events()][-4:] == [
+        (first, "merge"), (target, "merge_child"), *((m, "reparent") for m in moved)]
+    with loop.store.session() as session:
+        assert session.scalars(select(Ticket.id).where(Ticket.parent_ticket_id == first)).all() == []
+    assert allowed_actions(S.MERGED) == []
+
+
+def test_a_reopen_to_dispatch_needs_a_real_department(loop: Loop) -> None:
+    lc = loop.lifecycle
+    ticket_id = loop.ticket()
+    lc.accept(ticket_id, "d", as_department=A3)
+    lc.start(ticket_id, "d", as_department=A3)
+    lc.resolve(ticket_id, "d", "已处理", as_department=A3)
+    for blank in ("", "   "):
+        with pytest.raises(InvalidTransitionRequest, match="a department is required"):
+            lc.verify(ticket_id, "agent:li", satisfied=False, reason="没修好", reopen_to=S.DISPATCHED,
+                      department=blank)
+    assert loop.status(ticket_id) == S.RESOLVED
+    moved = lc.verify(ticket_id, "agent:li", satisfied=False, reason="没修好", reopen_to=S.DISPATCHED,
+                      department=f" {A5} ")
+    assert moved.ticket.status == S.DISPATCHED and moved.ticket.department == A5

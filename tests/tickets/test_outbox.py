@@ -4,6 +4,7 @@ commit delays the event but never loses it."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from contracts import TicketEvent, Topic
 from streams import EmbeddedBus
@@ -95,3 +96,14 @@ def test_a_crash_after_the_commit_leaves_the_event_for_the_relay(loop: Loop) -> 
     assert relay.relay() == 2
     assert [e.transition for e in loop.events(child)] == ["merge"]
     assert [e.transition for e in loop.events(parent)] == ["merge_child"]
+
+
+def test_relaying_quietly_stays_quiet_when_the_database_is_away(loop: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
+    relay = OutboxRelay(loop.store, loop.bus)
+
+    def database_away(*_args: object) -> int:
+        raise OperationalError("SELECT ... FROM ticket_outbox", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(relay, "_relay_batch", database_away)
+    monkeypatch.setattr(relay, "pending", database_away)  # what the warning would have counted
+    assert relay.relay_quietly() == 0

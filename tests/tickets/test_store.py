@@ -1,6 +1,6 @@
 """Ticket store on SQLite (default) and on a real PostgreSQL server: migrations and idempotent creation."""
 
-from collections.abc import Iterator
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,18 +9,13 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from contracts import DispatchDecision, Priority, Source
-from tickets import TicketStatus, TicketStore
+from classifiers.assist_store import AssistStore
+from contracts import DispatchDecision, Priority, Source, TicketEvent
+from streams.stage import Output
+from tickets import Ticket, TicketStatus, TicketStore
+from tickets.lifecycle import Lifecycle
 from tickets.migrate import alembic_config
 from tickets.stage import make_ticketing_stage
-
-from ..postgres_server import postgres_server
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
 
 
 def _head_revision(url: str) -> str | None:
@@ -90,3 +85,53 @@ def test_a_camera_ticket_keeps_the_event_snapshot_as_an_attachment(tmp_path: Pat
     with store.session() as session:
         attachment = session.scalars(select(TicketAttachment).where(TicketAttachment.ticket_id == ticket.id)).one()
     assert attachment.kind == "snapshot" and attachment.data == jpeg
+
+
+def test_ticket_numbers_carry_the_city_date(tmp_path: Path) -> None:
+    moment = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # 07:30 on 2 March in the city
+    store = TicketStore(f"sqlite:///{tmp_path / 't.sqlite3'}", clock=lambda: moment)
+    ticket = store.create_from_decision(_decision(1)).ticket
+    assert ticket.id.startswith("GD20260302-")
+    stored = store.get(ticket.id)
+    assert stored is not None and stored.created_at.replace(tzinfo=UTC) == moment
+
+
+def test_an_open_read_on_sqlite_holds_up_no_write(tmp_path: Path) -> None:
+    """Reads BEGIN deferred (only writes take SQLite's write lock at BEGIN), so a read in progress, even in
+    the same thread, does not make a write wait."""
+    store = TicketStore(f"sqlite:///{tmp_path / 't.sqlite3'}")
+    ticket = store.create_from_decision(_decision(1)).ticket
+    with store.session() as reading:
+        assert reading.get(Ticket, ticket.id) is not None
+        Lifecycle(store, None).accept(ticket.id, "department:wang")
+    assert store.get(ticket.id).status == TicketStatus.ACCEPTED  # type: ignore[union-attr]
+
+
+def _events(outputs: Sequence[Output]) -> list[TicketEvent]:
+    return [o.value for o in outputs if isinstance(o.value, TicketEvent)]
+
+
+def test_a_repeated_creation_event_does_not_reopen_the_assist_view(tmp_path: Path) -> None:
+    """A redelivered decision announces the ticket's creation again; the assist stage's view of the ticket
+    keeps the later transition it has shown (by transition_seq)."""
+    url = f"sqlite:///{tmp_path / 't.sqlite3'}"
+    store, view = TicketStore(url), AssistStore(url, migrate=False)
+    stage = make_ticketing_stage(store)
+
+    def note(events: Sequence[TicketEvent]) -> None:
+        for e in events:
+            view.note_ticket(e.source_event_id, e.ticket_id, e.status, e.department, e.title, e.at,
+                             transition_seq=e.transition_seq)
+
+    [created] = _events(stage.handle(_decision(7)))
+    note([created])
+    parent = store.create_from_decision(_decision(8)).ticket.id
+    merged = Lifecycle(store, None).merge(created.ticket_id, parent, "manager:zhao", "重复")
+    note(merged.events)
+    again = _events(stage.handle(_decision(7)))
+    assert [e.transition_seq for e in again] == [created.transition_seq]
+    note(again)
+    shown = view.tickets_for(["call:7"])["call:7"]
+    assert shown.status == "merged" and shown.transition_seq == merged.events[0].transition_seq
+    view.note_ticket("call:7", created.ticket_id, "closed", None, created.title, created.at)  # no seq: shown
+    assert view.tickets_for(["call:7"])["call:7"].status == "closed"
