@@ -3,7 +3,8 @@
 * POST /api/assist: the text models' reading of a live text (category, top-k, sub-categories, place, urgency,
   suggested answers, similar open tickets) plus `dispatch_preview`: what the active routing rules would decide.
   Nothing is stored.
-* POST /api/assist/feedback: the agent's verdict on a suggested answer (used / wrong).
+* POST /api/assist/feedback: the agent's verdict on a suggested answer (used / wrong) of a knowledge-base case;
+  the note is masked before it is stored.
 * POST /api/calls: the call ends. Either a ticket is wanted (the call goes on the transcripts topic, the
   pipeline classifies, routes and tickets it) or the agent answered directly (recorded as answered for
   直接答复率; no ticket, nothing published).
@@ -33,6 +34,7 @@ from consoles.direct_answers import DuplicateCall, record_direct_answer
 from contracts import AgentAssist, Channel, HotlineTranscript, Priority, Topic
 from contracts.messages import Identifier
 from dispatch_rules.router import DecisionTableRouter
+from tickets.store import CITY_TZ
 
 router = APIRouter(prefix="/api", tags=["call centre"])
 
@@ -151,12 +153,18 @@ def assist(
     return AssistOut(**assisted.model_dump(), dispatch_preview=preview)
 
 
-@router.post("/assist/feedback", summary="The agent's verdict on a suggested answer")
+@router.post("/assist/feedback", summary="The agent's verdict on a suggested answer",
+             responses={422: {"description": "The case is not in the knowledge base, or the body is invalid."},
+                        503: {"description": "The text models are not built (`hotline setup`)."}})
 def assist_feedback(
     body: FeedbackIn,
     principal: Agent,
     store: Annotated[AssistStore, Depends(assist_store)],
+    intelligence: Annotated[TextIntelligence, Depends(text_intelligence)],
 ) -> FeedbackOut:
+    if not any(case.case_id == body.case_id for case in intelligence.assistant.knowledge.cases):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"case {body.case_id!r} is not in the knowledge base: no answer was suggested from it")
     store.record_feedback(body.call_id, body.case_id, body.verdict, principal.actor, body.note)
     return FeedbackOut(recorded=True, call_id=body.call_id, case_id=body.case_id, verdict=body.verdict)
 
@@ -166,7 +174,7 @@ def assist_feedback(
                         422: {"description": "The call is invalid, or a direct answer lacks the answer."}})
 def end_call(body: CallIn, context: Context, principal: Agent) -> CallOut:
     now = context.clock()
-    call_id = body.call_id or f"call-{now:%Y%m%d}-{secrets.token_hex(6)}"
+    call_id = body.call_id or f"call-{now.astimezone(CITY_TZ):%Y%m%d}-{secrets.token_hex(6)}"
     try:
         transcript = HotlineTranscript(call_id=call_id, received_at=now, channel=Channel.PHONE, title=body.title,
                                        text=body.text, caller_phone=body.caller_phone,

@@ -7,8 +7,8 @@ stage's store.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -22,16 +22,19 @@ from streams.stage import Output, Stage
 
 REPLY_PREVIEW_CHARS = 600
 FORGET_EVERY = timedelta(hours=1)
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of this machine's clock a call's time may be and still count
 
 
 class Assistant:
     def __init__(self, knowledge: KnowledgeIndex, store: AssistStore, encoder: Encoder, lexical: LexicalSimilarity,
-                 settings: AssistSettings | None = None) -> None:
+                 settings: AssistSettings | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.knowledge = knowledge
         self.store = store
         self.encoder = encoder
         self.lexical = lexical
         self.settings = settings or AssistSettings()
+        self.clock = clock
         self._forgot_at: datetime | None = None
 
     def assist(self, call: ClassifiedCall, remember: bool = True) -> AgentAssist:
@@ -42,7 +45,8 @@ class Assistant:
         if remember:
             self.store.remember_call(call.call_id, call.district, call.title or call.text[:60], text,
                                      call.received_at)
-            self._forget_old_calls(call.received_at)
+            # a call dated ahead (a wrong clock, a typo) must not move "now" there: it would drop the whole window
+            self._forget_old_calls(min(call.received_at, self.clock() + CLOCK_SKEW))
         duplicates = [s for s in similar if s.likely_duplicate]
         return AgentAssist(
             call_id=call.call_id, category=call.category, confidence=call.confidence, top_k=call.top_k,
@@ -52,8 +56,8 @@ class Assistant:
         )
 
     def _forget_old_calls(self, now: datetime) -> None:
-        """Calls older than the window are never compared again: drop them (by the calls' own clock, at most
-        hourly), so the store holds a window of texts, not the whole history."""
+        """Calls older than the window are never compared again: drop them (by the calls' own clock, never ahead
+        of this machine's; at most hourly), so the store holds a window of texts, not the whole history."""
         if self._forgot_at is not None and now - self._forgot_at < FORGET_EVERY:
             return
         self.store.forget_calls_before(now - timedelta(days=self.settings.window_days))
@@ -89,7 +93,7 @@ class Assistant:
 
     def note(self, event: TicketEvent) -> None:
         self.store.note_ticket(event.source_event_id, event.ticket_id, event.status, event.department,
-                               event.title, event.at)
+                               event.title, event.at, transition_seq=event.transition_seq)
 
 
 def make_assist_stages(assistant: Assistant) -> list[Stage]:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Boolean, DateTime, Integer, String, Text, delete, or_, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from classifiers.extract import is_city_wide
+from classifiers.extract import is_city_wide, same_area
+from contracts import mask_pii
 from tickets.migrate import upgrade_database
 from tickets.store import make_engine
 
@@ -39,6 +40,8 @@ class AssistTicketView(AssistBase):
     department: Mapped[str | None] = mapped_column(String(120))
     title: Mapped[str] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # migration 0008: the event shown; a repeated announcement (same or older transition_seq) changes nothing
+    transition_seq: Mapped[int | None] = mapped_column(Integer)
 
 
 class SuggestionFeedback(AssistBase):
@@ -67,12 +70,16 @@ class AssistStore:
 
     def recent_calls(self, district: str | None, since: datetime, exclude: str,
                      limit: int = 2000) -> list[AssistCall]:
-        """Calls since a moment that may be about the same place: same district, or placed city-wide."""
+        """Calls since a moment that may be about the same place (extract.same_area): the same district, placed
+        nowhere, or placed only in the city the other lies in (A市 and A3区, K市 and K8县, never K市 and A3区)."""
         query = (select(AssistCall).where(AssistCall.received_at >= since, AssistCall.call_id != exclude)
                  .order_by(AssistCall.received_at.desc()).limit(limit))
-        if not is_city_wide(district):
-            query = query.where(or_(AssistCall.district == district, AssistCall.city_wide.is_(True)))
         with self._sessions() as session:
+            if district:
+                districts = session.scalars(select(AssistCall.district).distinct().where(
+                    AssistCall.received_at >= since, AssistCall.district.is_not(None)))
+                alike = [d for d in districts if d is not None and same_area(district, d)]
+                query = query.where(or_(AssistCall.district.in_(alike), AssistCall.district.is_(None)))
             return list(session.scalars(query))
 
     def tickets_for(self, source_event_ids: list[str]) -> dict[str, AssistTicketView]:
@@ -84,17 +91,24 @@ class AssistStore:
             return {row.source_event_id: row for row in rows}
 
     def note_ticket(self, source_event_id: str, ticket_id: str, status: str, department: str | None,
-                    title: str, at: datetime) -> None:
+                    title: str, at: datetime, transition_seq: int | None = None) -> None:
+        """Show the ticket as a ticket event has it, unless the view shows that event or a later one already
+        (an event without a transition_seq is shown in any case)."""
         with self._sessions() as session, session.begin():
+            shown = session.get(AssistTicketView, source_event_id, with_for_update=True)
+            seen = shown.transition_seq if shown is not None else None
+            if transition_seq is not None and seen is not None and transition_seq <= seen:
+                return
             session.merge(AssistTicketView(source_event_id=source_event_id, ticket_id=ticket_id, status=status,
-                                           department=department, title=title, updated_at=at))
+                                           department=department, title=title, updated_at=at,
+                                           transition_seq=seen if transition_seq is None else transition_seq))
 
     def record_feedback(self, call_id: str, case_id: str, verdict: str, agent: str, note: str | None = None) -> None:
         if verdict not in ("used", "wrong"):
             raise ValueError(f"verdict must be 'used' or 'wrong', not {verdict!r}")
         with self._sessions() as session, session.begin():
             session.add(SuggestionFeedback(call_id=call_id, case_id=case_id, verdict=verdict, agent=agent,
-                                           note=note, at=datetime.now(UTC)))
+                                           note=None if note is None else mask_pii(note), at=datetime.now(UTC)))
 
     def feedback(self, call_id: str | None = None) -> list[SuggestionFeedback]:
         query = select(SuggestionFeedback).order_by(SuggestionFeedback.id)

@@ -12,6 +12,11 @@ from contracts import Urgency
 
 _DISTRICT = re.compile(r"(?<![A-Za-z0-9])([A-Z]\d{1,2}[区县市])")
 _CITY = re.compile(r"(?<![A-Za-z0-9])([A-Z]市)")
+HOME_CITY = "A市"  # the data's city; other letters are other prefectures, their districts share the letter (K8县)
+# a code right after an estate or car-park word, or right before a building number, labels a phase or zone of an
+# estate (万科城A1区3栋, 地下车库B2区), not a district
+_ESTATE_BEFORE = re.compile("(?:城|园|苑|庭|府|湾|期|小区|车库|地下|停车场)$")
+_BUILDING_AFTER = re.compile(r"\d+(?:栋|号楼|单元)")
 _CODE_IN_ADDRESS = re.compile(r"[A-Z]\d{0,2}[市区县州]")
 _CODE_PREFIX = re.compile(r"^(?:[A-Z]\d{0,2}[市区县州])+")
 # Address: a run of name characters that ends in a place unit (路, 村, 小区, 医院 …), cut at function words, at
@@ -53,10 +58,33 @@ _LEAD_WORDS = re.compile(
 _NOT_A_NAME_START = ("县级", "市级", "省级", "乡级", "村级", "区级", *"本该这那各每全整我你他其此某有")
 _CUES_BEFORE = set("在于到至住的是")
 _NUMBER_PART = re.compile(r"[\d一二三四五六七八九十]+(?:号|栋|幢|单元|楼|组|室)")
-_EMERGENCY_TERMS = ("燃气泄漏", "煤气泄漏", "天然气泄漏", "漏气", "着火", "起火", "火灾", "爆炸", "倒塌", "坍塌",
-                    "被困", "触电", "溺水", "塌陷", "危及生命")
+_EMERGENCY_TERMS = ("燃气泄漏", "煤气泄漏", "天然气泄漏", "液化气泄漏", "燃气泄露", "煤气泄露", "天然气泄露",
+                    "液化气泄露", "煤气味", "燃气味", "天然气味", "漏气", "着火", "起火", "失火", "火灾", "爆炸",
+                    "倒塌", "坍塌", "被困", "电梯困人", "困人", "触电", "溺水", "塌陷", "危及生命")
 _ELEVATED_TERMS = ("安全隐患", "漏水", "积水", "停水", "停电", "断电", "危险", "老人", "儿童", "孕妇", "拖欠工资",
                    "欠薪", "围堵", "堵塞", "隐患")
+# every start position, so a term inside a straddling one is still found (3起火灾: 起火 refused, 火灾 kept)
+_EMERGENCY = re.compile("(?=(" + "|".join(sorted(_EMERGENCY_TERMS, key=len, reverse=True)) + "))")
+# a term that is only part of other words: 看着火车, 信息大爆炸, 被困扰, 贫困人口, 特困人员, 引起火灾, 3起火灾
+_WORD_CLASH = re.compile(r"着火(?=[车锅腿箭柴炉把候])|(?:信息|知识|人口|数据|垃圾)大?爆炸|被困(?=[扰惑])|"
+                         r"(?<=[贫特])困人|困人(?=[口员群])|(?<=[引挑\d一二两三四五六七八九十几数多])起火|"
+                         r"(?:(?<!好)像|如同|仿佛|犹如).{0,6}爆炸")
+_GAS = re.compile("燃气|煤气|天然气|液化气")
+_GAS_NEAR = 12  # 漏气 is a gas leak only with a gas word this close (轮胎漏气 is not)
+# a negation a few characters before the term, with no 就/才/后 … between (没多久就着火, 没一会起火 are none)
+_NEGATED = re.compile(r"(?:没有|没(?!一会|多久|过多久)|无(?![数法比论])|不是|未(?!成年|来)|并非)[^就才久后又便]{0,3}$")
+# What makes a term a risk, a supposition or a past or general event rather than something happening now: words
+# before it in its clause (一旦, 可能, 快要, 去年, 曾 …), words after it in its clause (隐患, 风险, 事件 …), or 危险
+# or 过 right after it (有倒塌危险, 倒塌过). Such a term counts as ELEVATED.
+_NOT_NOW_BEFORE = re.compile(
+    "一旦|一但|如果|假如|倘若|如发生|若发生|万一|试想|可能|说不定|随时|快要|即将|容易|极易|防止|预防|防范|避免|以防|以免|"
+    "担心|(?<!可)怕|是不是|是否|会不会|难道|要等|等到|将会|将被|就会|"
+    r"曾|发生过|以前|之前|当时|去年|前年|年前|早几年|历经|经常|多次|数次|接二连三|报道|新闻|全国|各地|"
+    r"(?:19|20)\d\d年|\d+月\d+[日号]")
+_NOT_NOW_AFTER = re.compile("隐患|风险|都有可能|可能性|事件|案例|频发|多发")
+_NOT_NOW_RIGHT_AFTER = re.compile("的?危险|过(?![来去])")
+_URGENCY_CLAUSE_BREAK = re.compile(r"[，。！？；：,.!?;:\n\r]")  # not 、: 火灾、触电的隐患 is one clause
+_CLAUSE_REACH = 40  # characters looked at either side of a term: a clause is rarely longer, and long texts stay fast
 
 
 @dataclass(frozen=True)
@@ -73,9 +101,8 @@ class UrgencyFinding:
 
 
 def extract_place(text: str, hint: str | None = None) -> Place:
-    district_match = _DISTRICT.search(text)
+    district = next((m.group(1) for m in _DISTRICT.finditer(text) if not _estate_label(text, m)), hint)
     city_match = _CITY.search(text)
-    district = district_match.group(1) if district_match else hint
     return Place(
         district=district,
         city=city_match.group(1) if city_match else None,
@@ -83,9 +110,32 @@ def extract_place(text: str, hint: str | None = None) -> Place:
     )
 
 
+def _estate_label(text: str, code: re.Match[str]) -> bool:
+    return bool(_ESTATE_BEFORE.search(text, 0, code.start()) or _BUILDING_AFTER.match(text, code.end()))
+
+
 def is_city_wide(district: str | None) -> bool:
-    """True for no district or the whole city (A市); False for a district or county (A3区, K8县, A9市)."""
-    return not district or bool(_CITY.fullmatch(district))
+    """True for no district or the whole home city (A市); False for a district or county (A3区, K8县, A9市) and for
+    another prefecture (K市), which is only as wide as its own districts (see same_area)."""
+    return not district or district == HOME_CITY
+
+
+def same_area(first: str | None, second: str | None) -> bool:
+    """Two calls' places may be the same place: the same district, one placed nowhere, or one placed only in the
+    city the other lies in (K市 and K8县; A市 and A3区 or a district named without a code)."""
+    if first == second or not first or not second:
+        return True
+    return _covers(first, second) or _covers(second, first)
+
+
+def _covers(city: str, place: str) -> bool:
+    return bool(_CITY.fullmatch(city)) and city_of(place) == city
+
+
+def city_of(district: str) -> str:
+    """The city a place lies in by its code's letter (K8县 -> K市); the home city for a place without a code."""
+    code = _CODE_IN_ADDRESS.fullmatch(district)
+    return f"{district[0]}市" if code else HOME_CITY
 
 
 def _best_address(text: str) -> str | None:
@@ -151,8 +201,43 @@ def _ordinary_word(run: str, unit: re.Match[str]) -> bool:
 
 
 def assess_urgency(text: str) -> UrgencyFinding:
-    emergency = [t for t in _EMERGENCY_TERMS if t in text]
+    """EMERGENCY for an emergency term that reports something happening now. A negated term (没有燃气泄漏) does
+    not count; one supposed, named as a risk or told of the past (一旦失火, 存在火灾隐患, 去年发生火灾) is ELEVATED."""
+    clashed = {i for m in _WORD_CLASH.finditer(text) for i in range(*m.span())}
+    emergency: list[str] = []
+    not_now: list[str] = []
+    covered = 0  # the end of the last term taken: 困人 inside 电梯困人 is not a second term
+    for match in _EMERGENCY.finditer(text):
+        term, start = match.group(1), match.start()
+        end = start + len(term)
+        if end <= covered or not clashed.isdisjoint(range(start, end)):
+            continue
+        covered = end
+        if term == "漏气" and not _near_gas(text, start, end):
+            continue
+        before, after = _clause_around(text, start, end)
+        if _NEGATED.search(before):
+            continue
+        now = not (_NOT_NOW_BEFORE.search(before) or _NOT_NOW_AFTER.search(after)
+                    or _NOT_NOW_RIGHT_AFTER.match(after))
+        found = emergency if now else not_now
+        if term not in found:
+            found.append(term)
     if emergency:
         return UrgencyFinding(Urgency.EMERGENCY, emergency)
-    elevated = [t for t in _ELEVATED_TERMS if t in text]
+    elevated = not_now + [t for t in _ELEVATED_TERMS if t in text]
     return UrgencyFinding(Urgency.ELEVATED if elevated else Urgency.NONE, elevated)
+
+
+def _clause_around(text: str, start: int, end: int) -> tuple[str, str]:
+    """The term's clause, at most _CLAUSE_REACH characters either side: its text before the term and after it."""
+    before = text[max(0, start - _CLAUSE_REACH):start]
+    after = text[end:end + _CLAUSE_REACH]
+    breaks_before = [m.end() for m in _URGENCY_CLAUSE_BREAK.finditer(before)]
+    after_break = _URGENCY_CLAUSE_BREAK.search(after)
+    return before[breaks_before[-1] if breaks_before else 0:], after[:after_break.start() if after_break else None]
+
+
+def _near_gas(text: str, start: int, end: int) -> bool:
+    before, after = _clause_around(text, start, end)
+    return bool(_GAS.search(before[-_GAS_NEAR:]) or _GAS.search(after[:_GAS_NEAR]))

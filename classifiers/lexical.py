@@ -21,7 +21,7 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
-from classifiers.extract import is_city_wide
+from classifiers.extract import same_area
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 N_BUCKETS = 2**20
@@ -98,7 +98,7 @@ def repeat_groups(lexical: LexicalSimilarity, texts: Sequence[str], districts: S
         block = (vectors[start:start + GROUPING_BLOCK] @ vectors.T).tocoo()
         close = (block.data >= threshold) & (block.row + start < block.col)
         linked += [(int(i), int(j)) for i, j in zip(block.row[close] + start, block.col[close], strict=True)
-                   if _same_place(districts[i], districts[j])]
+                   if same_area(districts[i], districts[j])]
     graph = sparse.coo_matrix((np.ones(len(linked)), ([i for i, _ in linked], [j for _, j in linked])),
                               shape=(len(texts), len(texts)))
     _, group_of = connected_components(graph, directed=False)
@@ -111,10 +111,6 @@ def repeat_groups(lexical: LexicalSimilarity, texts: Sequence[str], districts: S
 def ticket_key(ticket_id: str) -> str:
     """The kept-vector key of a ticket's title and description (calls are kept under their call id)."""
     return f"ticket:{ticket_id}"
-
-
-def _same_place(first: str | None, second: str | None) -> bool:
-    return first == second or is_city_wide(first) or is_city_wide(second)
 
 
 def _hasher() -> HashingVectorizer:

@@ -9,15 +9,17 @@ import base64
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from contracts import CameraFrame, HotlineTranscript, Topic
+from classifiers.data import text_encoding
+from contracts import CameraFrame, HotlineTranscript, Topic, mask_phone, mask_pii
 from streams import Rejected, Transport
 from streams.codec import _error_details, summarise
 
@@ -32,7 +34,10 @@ _COLUMNS = {
     "district_hint": ("district_hint",),
 }
 IMAGE_SUFFIXES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-CITY_TZ = timedelta(hours=8)
+CITY_TZ = timezone(timedelta(hours=8))  # a time written without a zone is the city's
+# 2019-01-08, 2019/1/8 9:32, 2019.01.08 10:00:00, 2019年1月8日 10:00, 2026-11-23T10:00:00+08:00
+_TIME = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]*(\d{1,2})[:时](\d{1,2})分?(?::(\d{1,2}))?"
+                   r"(\.\d{1,6})?)?\s*(Z|[+-]\d{2}:?\d{2})?")
 
 
 @dataclass
@@ -51,56 +56,76 @@ def ingest_transcripts(transport: Transport, path: Path, limit: int | None = Non
 
 def _ingest_rows(transport: Transport, path: Path, limit: int | None, channel: str, report: IngestReport) -> None:
     for line_no, row in _rows(path, limit):
-        raw = json.dumps(row, ensure_ascii=False).encode("utf-8")
         try:
             if isinstance(row, Rejected):
                 raise row
             transcript = HotlineTranscript.model_validate(_transcript_fields(row, channel))
         except ValidationError as exc:
-            transport.reject(Topic.TRANSCRIPTS, "ingest", raw,
+            transport.reject(Topic.TRANSCRIPTS, "ingest", _masked_payload(row),
                              Rejected("invalid", f"{path.name} row {line_no}: {summarise(exc)}", _error_details(exc)))
             report.rejected += 1
             continue
         except Rejected as rejection:
             rejection.reason = f"{path.name} line {line_no}: {rejection.reason}"
-            transport.reject(Topic.TRANSCRIPTS, "ingest", str(row).encode(), rejection)
+            payload = str(row).encode() if isinstance(row, Rejected) else _masked_payload(row)
+            transport.reject(Topic.TRANSCRIPTS, "ingest", payload, rejection)
             report.rejected += 1
             continue
         transport.publish(Topic.TRANSCRIPTS, transcript)
         report.accepted += 1
 
 
+def _masked_payload(row: dict[str, Any]) -> bytes:
+    """The refused row as JSON, with phone and ID numbers masked as the contract would have masked them."""
+    phone_columns = set(_COLUMNS["caller_phone"])
+    masked = {key: mask_phone(value) if key in phone_columns and isinstance(value, str) else _mask_value(value)
+              for key, value in row.items()}
+    return json.dumps(masked, ensure_ascii=False).encode("utf-8")
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_pii(value)
+    if isinstance(value, list):
+        return [_mask_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _mask_value(item) for key, item in value.items()}
+    return value
+
+
 def _rows(path: Path, limit: int | None) -> Iterator[tuple[int, Any]]:
-    count = 0
-    if path.suffix.lower() == ".txt":  # one message per line; its id from the file and line, stable on re-reading
-        with path.open(encoding="utf-8-sig") as handle:
+    for count, numbered in enumerate(_numbered_rows(path), start=1):
+        yield numbered
+        if limit is not None and count >= limit:
+            return
+
+
+def _numbered_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line or row number, row) for each message of a file; a line that makes no row is a Rejected."""
+    suffix = path.suffix.lower()
+    if suffix == ".txt":  # one message per line; its id from the file and line, stable on re-reading
+        with path.open(encoding=text_encoding(path)) as handle:
             for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                yield line_no, {"call_id": f"{path.stem}-{line_no}", "text": line.strip()}
-                count += 1
-                if limit is not None and count >= limit:
-                    return
-        return
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as handle:
+                if line.strip():
+                    yield line_no, {"call_id": f"{path.stem}-{line_no}", "text": line.strip()}
+    elif suffix in (".jsonl", ".ndjson"):
+        with path.open(encoding=text_encoding(path)) as handle:
             for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield line_no, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield line_no, Rejected("malformed", f"not valid JSON: {exc}")
-                count += 1
-                if limit is not None and count >= limit:
-                    return
-        return
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        for line_no, row in enumerate(csv.DictReader(handle), start=2):
-            yield line_no, row
-            count += 1
-            if limit is not None and count >= limit:
-                return
+                if line.strip():
+                    yield line_no, _json_row(line)
+    else:
+        with path.open(encoding=text_encoding(path), newline="") as handle:
+            yield from enumerate(csv.DictReader(handle), start=2)
+
+
+def _json_row(line: str) -> dict[str, Any] | Rejected:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Rejected("malformed", f"not valid JSON: {exc}")
+    if not isinstance(row, dict):
+        return Rejected("invalid", f"a JSON object is needed, not {type(row).__name__}")
+    return row
 
 
 def _transcript_fields(row: dict[str, Any], channel: str) -> dict[str, Any]:
@@ -117,16 +142,48 @@ def _transcript_fields(row: dict[str, Any], channel: str) -> dict[str, Any]:
 
 
 def _parse_time(value: Any) -> datetime:
+    """A received time as files write it; one without a zone is city time. Refuses what it cannot read."""
     if value is None:
         return datetime.now(UTC)
     text = str(value).strip()
-    for fmt in ("%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d"):
-        try:
-            return (datetime.strptime(text, fmt) - CITY_TZ).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return _epoch(value, text) or _written_time(text)
+    except (ValueError, OverflowError, OSError):
+        raise Rejected("invalid", f"received_at: not a time: {text[:60]!r}") from None
+
+
+def _epoch(value: Any, text: str) -> datetime | None:
+    """A JSON number, or a string of 10 or 13 digits, is seconds (or milliseconds) since 1970."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif text.isdigit() and len(text) in (10, 13):
+        seconds = float(int(text))
+    else:
+        return None
+    return datetime.fromtimestamp(seconds / 1000 if abs(seconds) >= 1e11 else seconds, UTC)
+
+
+def _written_time(text: str) -> datetime:
+    match = _TIME.fullmatch(text)
+    if match is None:
+        parsed = datetime.fromisoformat(text)
+    else:
+        year, month, day, hour, minute, second, fraction, zone = match.groups()
+        parsed = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+                          round(float(fraction or 0) * 1_000_000), _zone(zone))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=CITY_TZ)).astimezone(UTC)
+
+
+def _zone(written: str | None) -> timezone | None:
+    if not written:
+        return None
+    if written == "Z":
+        return UTC
+    digits = written[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return timezone(-offset if written[0] == "-" else offset)
 
 
 def ingest_frames(transport: Transport, folder: Path, camera_id: str, interval_seconds: float = 10.0,
@@ -140,7 +197,7 @@ def ingest_frames(transport: Transport, folder: Path, camera_id: str, interval_s
         content_type = IMAGE_SUFFIXES.get(path.suffix.lower())
         if content_type is None:
             transport.reject(Topic.FRAMES, "ingest", data[:4096],
-                             Rejected("not_an_image", f"{path.name}: not a .jpg/.jpeg/.png file"))
+                             Rejected("not_an_image", f"{path.name}: not a .jpg/.jpeg/.png file"), original=data)
             report.rejected += 1
             continue
         frame = CameraFrame(
@@ -165,3 +222,5 @@ def read_transcripts(path: Path, limit: int | None = None, channel: str = "web")
             yield HotlineTranscript.model_validate(_transcript_fields(row, channel))
         except ValidationError as exc:
             yield f"{path.name} row {line_no}: {summarise(exc)}"
+        except Rejected as rejection:
+            yield f"{path.name} line {line_no}: {rejection.reason}"

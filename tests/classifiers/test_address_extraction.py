@@ -75,3 +75,16 @@ def test_addresses_of_hand_labelled_messages(gold_file: str, at_least: float, mo
 ])
 def test_address_boundaries(text: str, address: str | None) -> None:
     assert extract_place(text).address == address
+
+
+@pytest.mark.parametrize(("text", "district"), [
+    ("万科城A1区3栋楼下垃圾没人清理", "A5区"),        # an estate's phase, not district A1区
+    ("地下车库B2区漏水严重", "A5区"),                 # a car-park zone
+    ("北辰三角洲E4区4栋住宅楼", "A5区"),              # a code right before a building number
+    ("创发城K1区郡乱改规划", "A5区"),
+    ("万科城A1区3栋楼下垃圾，位于A3区", "A3区"),       # a real district later in the text still counts
+    ("A3区某小区门口垃圾堆放", "A3区"),               # a district beats the hint as before
+    ("A市A3区联丰路米兰春天G2栋", "A3区"),
+])
+def test_estate_phases_and_car_park_zones_are_not_districts(text: str, district: str) -> None:
+    assert extract_place(text, hint="A5区").district == district

@@ -56,6 +56,21 @@ def test_feedback_is_stored_with_the_agent(console_app: ConsoleApp, client: Test
     assert [(f.case_id, f.verdict, f.agent) for f in stored] == [("2549", "used", "agent:agent")]
 
 
+def test_feedback_on_a_case_not_in_the_knowledge_base_is_refused(console_app: ConsoleApp,
+                                                                 client: TestClient) -> None:
+    body = {"call_id": "live-abc", "case_id": "no-such-case", "verdict": "used"}
+    r = client.post("/api/assist/feedback", json=body, headers=console_app.auth("agent"))
+    assert r.status_code == 422 and "'no-such-case'" in r.json()["detail"]
+    assert AssistStore(console_app.settings.resolved_database_url, migrate=False).feedback("live-abc") == []
+
+
+def test_a_feedback_note_is_kept_masked(console_app: ConsoleApp, client: TestClient) -> None:
+    body = {"call_id": "live-note", "case_id": "2549", "verdict": "wrong", "note": "来电人13812345678说答复不对"}
+    assert client.post("/api/assist/feedback", json=body, headers=console_app.auth("agent")).status_code == 200
+    [stored] = AssistStore(console_app.settings.resolved_database_url, migrate=False).feedback("live-note")
+    assert stored.note == "来电人138****5678说答复不对"
+
+
 def test_a_call_for_a_ticket_goes_on_the_transcripts_topic_masked(console_app: ConsoleApp, client: TestClient) -> None:
     r = client.post("/api/calls", headers=console_app.auth("agent"), json={
         "text": GARBAGE + "我的电话13812345678", "title": "垃圾堆积", "caller_phone": "13812345678",
