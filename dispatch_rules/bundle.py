@@ -7,8 +7,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contracts import Priority
 
@@ -62,6 +63,16 @@ class Manifest(BaseModel):
     taxonomy: str
     calendar: str | None = Field(None, description="Working-day calendar file; none: weekends off, no holidays.")
     tables: Tables
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        """Every case reads its hour and weekday in this zone: an unknown one would fail each case at run time."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError) as error:  # OSError: a folder such as "Asia"
+            raise ValueError(f"unknown time zone {value!r}: an IANA name such as Asia/Shanghai") from error
+        return value
 
 
 @dataclass(frozen=True)

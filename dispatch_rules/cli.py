@@ -165,7 +165,7 @@ def rollback_command(
 @rules_app.command("show")
 def show_command(
     version: Annotated[int | None, typer.Option(help="Version number (default: the active one).")] = None,
-    table: Annotated[str | None, typer.Option(help=f"Only this table ({', '.join(TABLE_NAMES)}).")] = None,
+    table: Annotated[TableName | None, typer.Option(help="Only this table.")] = None,
 ) -> None:
     """The active (or given) version: who published it, and every table's rows."""
     store = open_store()

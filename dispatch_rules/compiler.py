@@ -6,13 +6,15 @@ and a router that meets one keeps serving the version it has.
 
 What is checked (see README.md):
   * files: JSON/YAML syntax; the manifest, directory, taxonomy and working-day calendar schemas; the JDM graph
-    is input -> one decision table -> output and ZEN itself accepts it; hit policy `first`;
+    is input -> one decision table -> output and ZEN itself accepts it; hit policy `first`, no pass-through,
+    loop, input field or output path; a time zone ZoneInfo knows;
   * columns: input fields are known case inputs, output fields are the table's outputs, required outputs exist;
-  * cells: every condition compiles as a ZEN unary expression; literals are of the field's type and domain
-    (known category / sub-category of the taxonomy, district of the directory, source, event kind, urgency,
-    priority, confidence in [0, 1], hour 0-23); outputs are literals of the right type: a known department
-    role, co-handler roles, scope, priority, deadline hours > 0 or working days 1-60 (one of the two),
-    true/false; required outputs are not empty;
+  * cells: every condition compiles as a ZEN unary expression and means what it reads (no bare word, which
+    ZEN takes for a variable; no backslash escape, which ZEN does not decode); literals are of the field's
+    type and domain (known category / sub-category of the taxonomy, district of the directory by its code, not
+    an alias; source, event kind, urgency, priority, confidence in [0, 1], hour 0-23); outputs are literals of
+    the right type, finite, without escapes: a known department role, co-handler roles, scope, priority,
+    deadline hours > 0 or working days 1-60 (one of the two), true/false; required outputs are not empty;
     rule ids are present and unique across the bundle;
   * rows: in a first-hit table a row that an earlier row always pre-empts can never fire; in a table the
     manifest marks `exclusive`, no two rows may match the same case;
@@ -45,9 +47,11 @@ from dispatch_rules.jdm import (
     Opaque,
     Row,
     Values,
+    condition_problems,
     covers,
     matches,
     may_overlap,
+    output_literal,
     parse_condition,
 )
 
@@ -128,11 +132,17 @@ class _Context:
             "priority": lambda: {p.value for p in Priority},
             "category": lambda: set(self.categories) or None,
             "sub_category": lambda: self.sub_categories or None,
-            "district": lambda: (set(directory.places) | set(directory.spec.place_aliases)) if directory else None,
+            "district": lambda: set(directory.places) if directory else None,
             "city": lambda: set(directory.spec.cities) if directory else None,
         }
         getter = domains.get(field_name)
         return getter() if getter else None
+
+    def alias_of(self, field_name: str, value: str) -> str | None:
+        """The place code a district / city alias stands for (None: not an alias)."""
+        if field_name not in ("district", "city") or self.directory is None:
+            return None
+        return self.directory.spec.place_aliases.get(value)
 
 
 # --- entry points ------------------------------------------------------------------------------------------
@@ -222,10 +232,13 @@ def _yaml(bundle: RuleBundle, name: str, report: ValidationReport) -> Any:
         report.errors.append(RuleError(name, "file missing from the rule set"))
         return None
     try:
-        return yaml.load(text, Loader=_YAML_LOADER)  # a safe loader (libyaml's when present)
+        data = yaml.load(text, Loader=_YAML_LOADER)  # a safe loader (libyaml's when present)
     except yaml.YAMLError as error:
         report.errors.append(RuleError(name, f"not valid YAML: {error}"))
         return None
+    if data is None:  # empty, comment-only or `null`: callers take None as "already reported"
+        report.errors.append(RuleError(name, "file is empty"))
+    return data
 
 
 _Parsed = TypeVar("_Parsed")
@@ -303,6 +316,7 @@ def _load_table(bundle: RuleBundle, file: str, name: TableName, context: _Contex
     if hit_policy != "first":
         report.errors.append(RuleError(file, f"hit policy must be 'first' (found {hit_policy!r})",
                                        field="hitPolicy"))
+    _check_node_settings(file, content, report)
     allowed_inputs = INPUT_FIELDS | EXTRA_INPUTS[name]
     inputs = _columns(file, content.get("inputs"), "inputs", report)
     for column in inputs:
@@ -327,6 +341,24 @@ def _load_table(bundle: RuleBundle, file: str, name: TableName, context: _Contex
     rows = [_row(file, name, i, raw, inputs, outputs, allowed_inputs, context, report)
             for i, raw in enumerate(raw_rows)]
     return DecisionTable(file, str(node.get("name") or name), "first", inputs, outputs, rows, graph)
+
+
+# decision-table node settings and what any other value would do to the router's reading of the result
+NODE_SETTINGS: dict[str, tuple[object, str]] = {
+    "passThrough": (False, "false: ZEN would copy the whole case, the citizen's text too, into the result and "
+                           "so into the stored explanation"),
+    "executionMode": ("single", "\"single\": a loop evaluates the table once per item of a list the case "
+                                "does not have"),
+    "inputField": ("", "empty: the table reads the case itself, not one field of it"),
+    "outputPath": ("", "empty: the router reads the outputs at the top of the result, where no row would be found"),
+}
+
+
+def _check_node_settings(file: str, content: dict[str, Any], report: ValidationReport) -> None:
+    for key, (default, why) in NODE_SETTINGS.items():
+        value = content.get(key)
+        if value is not None and (type(value) is not type(default) or value != default):
+            report.errors.append(RuleError(file, f"must be {why} (found {value!r})", field=key))
 
 
 def _table_node(file: str, graph: Any, report: ValidationReport) -> dict[str, Any] | None:
@@ -384,28 +416,40 @@ def _row(file: str, name: TableName, index: int, raw: Any, inputs: list[Column],
         if cell is None:
             continue
         try:
-            row.outputs[column.field] = json.loads(cell)
+            row.outputs[column.field] = output_literal(cell)
         except json.JSONDecodeError:
             report.errors.append(RuleError(
                 file, f"output must be a literal (a quoted string, number, true/false or list): {cell!r}",
                 row.label, column.field))
+        except ValueError as error:  # a literal ZEN reads otherwise: an escape, NaN, 1e400
+            report.errors.append(RuleError(file, f"output {cell!r}: {error}", row.label, column.field))
     _check_outputs(file, name, row, context, report)
     for column in inputs:
         cell = _filled_cell(file, raw, column, row, report)
-        if cell is None:
-            continue
-        try:
-            zen.compile_unary_expression(cell)
-        except Exception as error:  # ZEN's lexer / parser error
-            report.errors.append(RuleError(file, f"condition {cell!r} does not parse: "
-                                                 f"{str(error).splitlines()[0]}", row.label, column.field))
-            continue
-        condition = parse_condition(cell)
-        row.cells[column.field] = cell
-        if not isinstance(condition, AnyValue):
-            row.conditions[column.field] = condition
-        _check_literals(file, row, column.field, allowed[column.field], condition, context, report)
+        if cell is not None:
+            _read_condition(file, row, column.field, cell, allowed[column.field], context, report)
     return row
+
+
+def _read_condition(file: str, row: Row, field_name: str, cell: str, kind: str, context: _Context,
+                    report: ValidationReport) -> None:
+    """Compile one condition cell, record it on the row and check its literals."""
+    try:
+        zen.compile_unary_expression(cell)
+    except Exception as error:  # ZEN's lexer / parser error
+        report.errors.append(RuleError(file, f"condition {cell!r} does not parse: "
+                                             f"{str(error).splitlines()[0]}", row.label, field_name))
+        return
+    problems = condition_problems(cell)
+    for problem in problems:
+        report.errors.append(RuleError(file, f"condition {cell!r}: {problem}", row.label, field_name))
+    if problems:
+        return
+    condition = parse_condition(cell)
+    row.cells[field_name] = cell
+    if not isinstance(condition, AnyValue):
+        row.conditions[field_name] = condition
+    _check_literals(file, row, field_name, kind, condition, context, report)
 
 
 def _check_literals(file: str, row: Row, field_name: str, kind: str, condition: Any, context: _Context,
@@ -436,6 +480,11 @@ def _check_literals(file: str, row: Row, field_name: str, kind: str, condition: 
             continue
         if not isinstance(item, str):
             error(f"{field_name} is text, found {item!r}")
+            continue
+        alias_of = context.alias_of(field_name, item)
+        if alias_of is not None:  # the router hands the tables the directory's code, never the alias
+            error(f"{item!r} is the directory's alias of {alias_of!r}, and the tables see {alias_of!r} for both: "
+                  f"write \"{alias_of}\"")
             continue
         domain = context.domain(field_name)
         if domain is not None and item not in domain:

@@ -76,10 +76,8 @@ def _split_top_level(cell: str) -> list[str]:
     i = 0
     while i < len(cell):
         ch = cell[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
+        if quote:  # ZEN strings have no escapes: the next quote of the same kind ends one
+            if ch == quote:
                 quote = ""
         elif ch in "\"'":
             quote = ch
@@ -96,13 +94,8 @@ def _split_top_level(cell: str) -> list[str]:
 
 
 def _literal(item: str) -> tuple[bool, Literal_]:
-    if len(item) >= 2 and item[0] == item[-1] == '"':
-        try:
-            value = json.loads(item)
-        except json.JSONDecodeError:
-            return False, ""
-        return isinstance(value, str), value
-    if len(item) >= 2 and item[0] == item[-1] == "'" and "\\" not in item and "'" not in item[1:-1]:
+    # read as ZEN reads it: the text between the quotes, backslashes included (ZEN has no escapes)
+    if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'" and item[0] not in item[1:-1]:
         return True, item[1:-1]
     if re.fullmatch(_NUMBER, item):
         return True, float(item)
@@ -132,6 +125,57 @@ def parse_condition(cell: str) -> Condition:
             return Opaque(text)
         items.append(value)
     return Values(frozenset(items))
+
+
+# --- cells that ZEN compiles but reads otherwise than a person (or json.loads) does -------------------------
+
+# ZEN strings run to the next quote of their kind: there are no escapes
+_TOKEN = re.compile(r"""(?P<string>"[^"]*"|'[^']*'|`[^`]*`)|(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"""
+                    r"|(?P<name>[A-Za-z_$#][\w$]*)|(?P<other>\S)")
+ZEN_WORDS = frozenset({"$", "#", "true", "false", "null", "and", "or", "not", "in"})
+_REGEX_FUNCTIONS = frozenset({"matches", "extract"})  # their pattern argument needs its backslashes
+_ESCAPE = ("ZEN reads no escapes in strings (\\u57ce stays those six characters, never 城), so it never equals "
+           "the text it spells: write the characters themselves")
+
+
+def condition_problems(cell: str) -> list[str]:
+    """Why a condition that ZEN compiles would not test what it says: a backslash escape in a string, or a
+    bare word (`emergency`), which ZEN reads as a variable of the case (null), not as the text."""
+    tokens = [(m.lastgroup or "", m.group()) for m in _TOKEN.finditer(cell)]
+    problems: list[str] = []
+    calls: list[str] = []  # per open bracket, the function it calls ("" for none)
+    for i, (kind, text) in enumerate(tokens):
+        before = tokens[i - 1] if i else ("", "")
+        after = tokens[i + 1][1] if i + 1 < len(tokens) else ""
+        if text in ("(", "["):
+            calls.append(before[1] if text == "(" and before[0] == "name" else "")
+        elif text in (")", "]") and calls:
+            calls.pop()
+        elif kind == "string" and "\\" in text and not (calls and calls[-1] in _REGEX_FUNCTIONS):
+            problems.append(f"string {text} has a backslash: {_ESCAPE}")
+        elif kind == "name" and text not in ZEN_WORDS and before[1] != "." and after != "(":
+            problems.append(f"{text} is not quoted: ZEN reads a bare word as a variable (null here), not as "
+                            f"text, so the row would not match {text}; write \"{text}\"")
+    return problems
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the numbers ZEN reads")
+    return value
+
+
+def _bare_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number but a bare word to ZEN (null)")
+
+
+def output_literal(cell: str) -> Any:
+    """The value of an output cell: a JSON literal that ZEN reads as the same value; ValueError says why not
+    (json.JSONDecodeError when it is no literal at all)."""
+    if "\\" in cell:
+        raise ValueError(_ESCAPE)
+    return json.loads(cell, parse_constant=_bare_constant, parse_float=_finite)
 
 
 def _number(x: Literal_) -> float | None:

@@ -30,10 +30,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from contracts import ClassifiedCall, DetectedEvent, DispatchDecision, Priority, Source
-from dispatch_rules.bundle import DEFAULT_TABLES_DIR, TableName
-from dispatch_rules.compiler import CompiledRules, RulesValidationError
+from dispatch_rules.bundle import DEFAULT_TABLES_DIR, TableName, load_bundle
+from dispatch_rules.compiler import CompiledRules, RulesValidationError, compile_rules
 from dispatch_rules.directory import ResolutionError
 from dispatch_rules.jdm import Row
+from dispatch_rules.versions import RuleStoreError
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +59,9 @@ class RuleInputs(BaseModel):
     weekday: int | None = None
     text: str = ""
 
-    def context(self, city: str | None) -> dict[str, Any]:
-        return self.model_dump() | {"city": city}
+    def context(self, city: str | None, district: str | None) -> dict[str, Any]:
+        """What the tables read: `district` as the directory's code (C3区 and C3县 are one place to a row)."""
+        return self.model_dump() | {"city": city, "district": district}
 
     def stored(self) -> dict[str, Any]:
         return self.model_dump(exclude={"text"}) | {"text_chars": len(self.text)}
@@ -169,12 +171,19 @@ class _Route(BaseModel):
 
 def decide(rules: CompiledRules, inputs: RuleInputs, classifier_abstained: bool = False) -> Outcome:
     """Run the tables on one case. Never raises for a case: problems become manual-queue reasons."""
-    city = rules.directory.city_of(inputs.district)
-    context = inputs.context(city)
+    place = rules.directory.place(inputs.district)
+    city, district = (place.city, place.code) if place else (None, inputs.district)
+    context = inputs.context(city, district)
     trace = _Trace(rules)
     threshold, manual_reason = _confidence_gate(rules, inputs, classifier_abstained)
     explanation: dict[str, Any] = {"router": ROUTER_NAME, "rules_version": rules.label, "inputs": inputs.stored(),
                                    "city": city, "steps": trace.steps, "min_confidence": threshold}
+    if district != inputs.district:
+        explanation["district_read_as"] = district
+    if manual_reason and _emergency_row_ignores_category(rules, inputs, context):
+        # a gas leak cannot wait in the manual queue because the category is unsure: its row never asks for one
+        explanation["confidence_gate_bypassed"] = manual_reason
+        manual_reason = None
     route = _Route() if manual_reason else _route_department(rules, inputs, context, trace)
     if route.resolved is not None:
         explanation["department"] = route.resolved
@@ -214,6 +223,20 @@ def _confidence_gate(rules: CompiledRules, inputs: RuleInputs, classifier_abstai
         model = "classifier" if inputs.source == "hotline" else "detector"
         return threshold, f"{model} confidence {inputs.confidence:.2f} below the rules' threshold {threshold:.2f}"
     return threshold, None
+
+
+_CLASSIFIER_FIELDS = {"category", "sub_category", "confidence"}
+
+
+def _emergency_row_ignores_category(rules: CompiledRules, inputs: RuleInputs, context: dict[str, Any]) -> bool:
+    """An emergency call whose department row tests nothing the classifier decides."""
+    if inputs.source != "hotline" or inputs.urgency != "emergency":
+        return False
+    try:
+        row, result = rules.evaluate("department", context)
+    except Exception:  # the engine's failure is traced when the table runs for real
+        return False
+    return row is not None and not result.get("manual_reason") and not _CLASSIFIER_FIELDS & set(row.conditions)
 
 
 def _route_department(rules: CompiledRules, inputs: RuleInputs, context: dict[str, Any], trace: _Trace) -> _Route:
@@ -330,7 +353,9 @@ class PublishedRules:
     """The version active in the rule store, re-checked at most every `refresh_seconds` (one cheap query).
 
     The first use publishes the shipped default rules as version 1 when the store has none. A version that
-    fails to compile is logged and skipped: the router keeps serving the one it has.
+    fails to compile is logged and skipped: the router keeps serving the one it has, or, when it has none yet
+    (start-up), the version a rollback would return to, else the shipped rules. A version that could not be
+    read (the database failed) is tried again at the next check.
     """
 
     def __init__(self, store: RuleStoreLike, refresh_seconds: float = 5.0, *,
@@ -383,12 +408,34 @@ class PublishedRules:
             return
         try:
             rules = self._cache.get(active) or self.store.compiled(active)
-        except (RulesValidationError, SQLAlchemyError, KeyError) as error:
+        except (SQLAlchemyError, RuleStoreError) as error:  # not the version's fault: read it again next time
             if self._rules is None:
                 raise
-            log.error("rules_version_rejected", version=active, error=str(error), serving=self._rules.label)
+            log.warning("rules_version_unreadable", version=active, error=str(error).splitlines()[0],
+                        serving=self._rules.label, retry_in_s=self.refresh_seconds)
+            return
+        except (RulesValidationError, KeyError) as error:
+            serving = self._rules or self._fallback(active)
+            log.error("rules_version_rejected", version=active, error=str(error), serving=serving.label)
+            self._rules = serving
             self._version_id = active  # do not retry every interval; a new activation changes the id
             return
+        self._use(active, rules)
+
+    def _fallback(self, rejected: int) -> CompiledRules:
+        """Rules to start with when the active version does not compile (e.g. checks added since it was
+        published): the versions a rollback would return to, nearest first, else the shipped rules."""
+        for version_id in self.store.previous_versions():
+            if version_id == rejected:
+                continue
+            try:
+                return self._cache.get(version_id) or self.store.compiled(version_id)
+            except (RulesValidationError, KeyError):
+                continue
+        bundle = load_bundle(self.default_dir)
+        return compile_rules(bundle, f"shipped-{bundle.content_hash[:8]}")
+
+    def _use(self, active: int, rules: CompiledRules) -> None:
         self._cache[active] = rules
         self._cache.move_to_end(active)
         while len(self._cache) > self._cache_size:
@@ -402,3 +449,4 @@ class RuleStoreLike(Protocol):
     def active_version_id(self) -> int | None: ...
     def ensure_default(self, folder: Path) -> object: ...
     def compiled(self, version_id: int) -> CompiledRules: ...
+    def previous_versions(self) -> list[int]: ...

@@ -79,3 +79,8 @@ def test_backtest_on_stored_tickets_as_json(cli_db: str, shipped: RuleBundle, tm
     result = json.loads(output)
     assert result["cases"] == 0 and result["active_version"].startswith("v1-")
     assert result["proposed_version"] == "proposed:proposed"
+
+
+def test_show_an_unknown_table_is_an_error(cli_db: str) -> None:
+    code, output = invoke("show", "--table", "departments")
+    assert code == 2 and "Invalid value for '--table'" in output and "department" in output

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts import EventKind, Priority, Urgency
-from dispatch_rules.compiler import CompiledRules
+from dispatch_rules.bundle import RuleBundle
+from dispatch_rules.compiler import CompiledRules, compile_rules
 from dispatch_rules.router import DecisionTableRouter
 from tickets.store import TicketStore
 
-from .conftest import call, event
+from .conftest import call, column, edit_table, event, rule
 
 
 def test_category_routes_to_the_district_body_and_explains_why(rules: CompiledRules) -> None:
@@ -49,6 +52,30 @@ def test_emergency_goes_to_the_fire_brigade_at_once(rules: CompiledRules) -> Non
     assert decision.department == "A3区消防救援大队" and decision.rule_id == "hl.emergency.gas"
     assert decision.co_handlers == ["A3区住房和城乡建设局", "A3区应急管理局"]
     assert decision.priority == Priority.URGENT and decision.deadline_hours == 2
+
+
+def test_people_trapped_in_a_lift_go_to_the_fire_brigade_with_market_supervision(rules: CompiledRules) -> None:
+    router = DecisionTableRouter(rules)
+    lift = router.route_call(call("城乡建设", "小区电梯困人半小时了没人来！", urgency=Urgency.EMERGENCY,
+                                  urgency_terms=["电梯困人"]))
+    assert lift.department == "A3区消防救援大队" and lift.rule_id == "hl.emergency.elevator"
+    assert lift.co_handlers == ["A3区市场监督管理局"]
+    fire = router.route_call(call("商贸旅游", "楼下饭店失火了，浓烟很大", urgency=Urgency.EMERGENCY,
+                                  urgency_terms=["失火"]))
+    assert fire.rule_id == "hl.emergency.fire"
+
+
+def test_an_emergency_is_routed_even_when_the_category_is_unsure(rules: CompiledRules) -> None:
+    router = DecisionTableRouter(rules)
+    unsure = router.route_call(call("城乡建设", "楼道里燃气泄漏，味道很大！", confidence=0.2,
+                                    urgency=Urgency.EMERGENCY, urgency_terms=["燃气泄漏"]))
+    assert unsure.department == "A3区消防救援大队" and unsure.manual_reason is None
+    assert "below the rules' threshold" in unsure.explanation["confidence_gate_bypassed"]
+    # an emergency whose row asks for the category (none does here but the category default) still waits
+    ordinary = router.route_call(call("城乡建设", "小区路灯不亮了", confidence=0.2, urgency=Urgency.EMERGENCY))
+    assert ordinary.department is None and "below the rules' threshold" in (ordinary.manual_reason or "")
+    calm = router.route_call(call("城乡建设", "楼道里燃气泄漏", confidence=0.2))
+    assert calm.department is None  # not an emergency: the gate holds
 
 
 def test_hour_of_day_raises_priority(rules: CompiledRules) -> None:
@@ -99,6 +126,24 @@ def test_places_the_directory_reads(rules: CompiledRules) -> None:
     assert city.department == "K市交通运输局"
     alias = router.route_call(call("教育文体", district="C3区"))
     assert alias.department == "C3县教育局"
+
+
+def test_a_district_row_takes_the_place_under_any_spelling_the_directory_knows(shipped: RuleBundle) -> None:
+    """The tables see the directory's code: a row for C3县 also takes calls written C3区 (its alias)."""
+    def c3_row(content: dict[str, Any]) -> None:
+        default = rule(content, "hl.cx.default")
+        row = copy.deepcopy(default) | {"_id": "hl.cx.c3"}
+        row[column(content, "district")] = '"C3县"'
+        row[column(content, "role", "outputs")] = '"城管"'
+        row[column(content, "rule_id", "outputs")] = '"hl.cx.c3"'
+        content["rules"].insert(content["rules"].index(default), row)
+
+    router = DecisionTableRouter(compile_rules(edit_table(shipped, "department.json", c3_row)))
+    for spelling in ("C3县", "C3区"):
+        decision = router.route_call(call(district=spelling))
+        assert (decision.department, decision.rule_id) == ("C3县城市管理局", "hl.cx.c3")
+        assert decision.district == spelling and decision.explanation["inputs"]["district"] == spelling
+    assert router.route_call(call(district="C3区")).explanation["district_read_as"] == "C3县"
 
 
 def test_camera_events(rules: CompiledRules) -> None:

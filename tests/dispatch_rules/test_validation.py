@@ -9,6 +9,7 @@ import pytest
 
 from dispatch_rules.bundle import RuleBundle
 from dispatch_rules.compiler import RuleError, RulesValidationError, compile_rules, validate_bundle
+from dispatch_rules.jdm import condition_problems
 
 from .conftest import column, edit_table, rule, set_output
 
@@ -183,3 +184,80 @@ def test_manifest_and_directory_errors(shipped: RuleBundle) -> None:
     directory = shipped.files["directory.yaml"].replace("A市: [A1区,", "A市: [B1区, A1区,")
     errors = errors_of(shipped.replace("directory.yaml", directory))
     assert errors[0].table == "directory.yaml" and "B1区" in errors[0].message
+
+
+@pytest.mark.parametrize("file", ["ruleset.yaml", "directory.yaml", "calendar.yaml", "taxonomy.yaml"])
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "null\n", "~"])
+def test_an_empty_yaml_file_is_named(shipped: RuleBundle, file: str, text: str) -> None:
+    error = only(errors_of(shipped.replace(file, text)))
+    assert (error.table, error.message) == (file, "file is empty")
+
+
+def test_an_unknown_time_zone_is_a_manifest_field_error(shipped: RuleBundle) -> None:
+    manifest = shipped.files["ruleset.yaml"].replace("timezone: Asia/Shanghai", "timezone: Asia/Beijing")
+    error = only(errors_of(shipped.replace("ruleset.yaml", manifest)))
+    assert (error.table, error.field) == ("ruleset.yaml", "timezone") and "Asia/Beijing" in error.message
+
+
+def test_a_backslash_escape_in_a_cell_is_rejected(shipped: RuleBundle) -> None:
+    """ZEN reads no escapes: json.dumps' default \\u escapes would never match / name an unknown role."""
+    def escaped(content: dict[str, Any]) -> None:
+        rule(content, "hl.cx.default")[column(content, "role", "outputs")] = json.dumps("城管")
+        rule(content, "hl.hb.default")[column(content, "category")] = json.dumps("环境保护")
+
+    errors = errors_of(edit_table(shipped, "department.json", escaped))
+    found = {((e.row or "").split(" ")[0], e.field) for e in errors if "escapes" in e.message}
+    assert found == {("hl.cx.default", "role"), ("hl.hb.default", "category")}
+
+
+def test_a_regex_may_keep_its_backslashes(shipped: RuleBundle) -> None:
+    bundle = edit_table(shipped, "priority.json", lambda c: rule(c, "pr.wage_arrears").__setitem__(
+        column(c, "text"), r'contains($, "欠薪") or matches($, "拖欠\d+个月")'))
+    assert validate_bundle(bundle).ok
+
+
+@pytest.mark.parametrize(("file", "rule_id", "field", "cell"), [
+    ("priority.json", "pr.emergency", "urgency", "emergency"),
+    ("department.json", "hl.cx.default", "source", "hotline"),
+    ("department.json", "cam.flooding", "kind", '"road_damage", flooding'),
+])
+def test_a_bare_word_in_a_condition_is_rejected(shipped: RuleBundle, file: str, rule_id: str, field: str,
+                                                cell: str) -> None:
+    """ZEN reads `emergency` as a variable (null): the row would never fire (a gas leak at normal priority)."""
+    bundle = edit_table(shipped, file, lambda c: rule(c, rule_id).__setitem__(column(c, field), cell))
+    error = only([e for e in errors_of(bundle) if "not quoted" in e.message])
+    assert (error.table, error.field) == (file, field) and error.row and error.row.startswith(rule_id)
+    word = cell.split(", ")[-1]
+    assert f'write "{word}"' in error.message
+
+
+@pytest.mark.parametrize("cell", ['not contains($, "x") and len($) > 2', "$ != null", '"a" in $', "true",
+                                  'startsWith($, "建议")', "[7..9]", ">= 0.8", 'some($, # == "a")'])
+def test_functions_and_zen_words_are_not_bare_words(cell: str) -> None:
+    assert condition_problems(cell) == []
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("passThrough", True), ("executionMode", "loop"), ("inputField", "case"), ("outputPath", "result"),
+])
+def test_decision_table_node_settings(shipped: RuleBundle, setting: str, value: object) -> None:
+    """passThrough would copy the citizen's text into the explanation; the others send every case to manual."""
+    error = only(errors_of(edit_table(shipped, "priority.json", lambda c: c.__setitem__(setting, value))))
+    assert (error.table, error.field) == ("priority.json", setting) and repr(value) in error.message
+
+
+def test_a_district_alias_in_a_cell_is_rejected(shipped: RuleBundle) -> None:
+    """The router hands the tables the directory's code (C3县 for a call written C3区): a C3区 cell never matches."""
+    bundle = edit_table(shipped, "department.json", lambda c: rule(c, "hl.jt.default").__setitem__(
+        column(c, "district"), '"A3区", "C3区"'))
+    error = only(errors_of(bundle))
+    assert (error.table, error.field) == ("department.json", "district") and 'write "C3县"' in error.message
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_non_finite_deadline_is_a_row_error(shipped: RuleBundle, value: str) -> None:
+    bundle = edit_table(shipped, "deadline.json", lambda c: rule(c, "dl.camera.low").__setitem__(
+        column(c, "deadline_hours", "outputs"), value))
+    error = errors_of(bundle)[0]
+    assert (error.table, error.field) == ("deadline.json", "deadline_hours") and value.lstrip("-") in error.message
+    assert error.row and error.row.startswith("dl.camera.low")
