@@ -63,8 +63,13 @@ def safe_next(target: str | None) -> str | None:
     return None
 
 
-def login_redirect(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+def login_redirect(request: Request, form_page: str | None = None) -> RedirectResponse:
+    """To the login page, which leads back here; a post leads back to `form_page` (the page holding its form),
+    as the browser follows that redirect with a GET the post's URL does not answer."""
+    if request.method in ("GET", "HEAD"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        target = form_page or "/console"
     return RedirectResponse(f"/console/login?next={quote(target, safe='')}", status_code=status.HTTP_303_SEE_OTHER)
 
 

@@ -40,14 +40,17 @@ from consoles.ticket_desk import (
     Desk,
     DeskFormError,
     act,
+    column_length,
     department_queue,
     desk_view,
 )
 from dispatch_rules.backtest import BacktestResult
 from dispatch_rules.bundle import TABLE_NAMES
 from dispatch_rules.compiler import RuleError, RulesValidationError
+from dispatch_rules.directory import Directory
 from dispatch_rules.versions import RuleStoreError
 from tickets.lifecycle import Action, IllegalTransition, InvalidTransitionRequest, TicketNotFound, attachment
+from tickets.models import Ticket
 
 if TYPE_CHECKING:
     from classifiers.service import TextIntelligence
@@ -57,6 +60,9 @@ STATIC_URL = "/static/console"
 MAX_FORM_BYTES = 2 * 1024 * 1024
 MAX_PHOTO_FORM_BYTES = 15 * 1024 * 1024  # a resolution photo (≤ 10 MB) travels base64-encoded in the form
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+MAX_ROW_ID = 2**63 - 1  # the largest integer id a database column holds; a larger one overflows the driver
+TICKET_ID_LENGTH = column_length(Ticket.__table__.c.id)
+DISTRICT_LENGTH = column_length(Ticket.__table__.c.district)
 
 STATUS_LABELS = {
     "pending_manual": "待人工派单", "dispatched": "已派单", "accepted": "已签收", "returned": "已退单",
@@ -96,12 +102,13 @@ def _context(request: Request) -> ApiContext:
     return context
 
 
-def _page_user(request: Request, roles: tuple[Role, ...]) -> Principal | Response:
-    """The logged-in user when their role may see the page; else the login page or a 403 page."""
+def _page_user(request: Request, roles: tuple[Role, ...], form_page: str | None = None) -> Principal | Response:
+    """The logged-in user when their role may see the page; else the login page or a 403 page. A form's post
+    names `form_page`, the page holding the form: that is where logging in again leads."""
     token = auth.session_token(request)
     principal = authenticate(_context(request).store, token) if token else None
     if principal is None:
-        response: Response = auth.login_redirect(request)
+        response: Response = auth.login_redirect(request, form_page)
         if token:
             auth.clear_session(response)
         return response
@@ -135,13 +142,46 @@ def _nav(principal: Principal | None) -> list[tuple[str, str]]:
     return [(href, label) for href, label, roles in links if principal.role in roles]
 
 
+class FormRefused(Exception):
+    """A form the console does not take: larger than its limit (413) or carrying a NUL character (422)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
 async def _form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
     """An urlencoded form (the consoles post no files: a table or a photo is read into a text field)."""
-    raw = await request.body()
-    if len(raw) > limit:
-        return {}
+    raw = await _body(request, limit)
     parsed = parse_qs(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
-    return {key: values[-1] for key, values in parsed.items()}
+    form = {key: values[-1] for key, values in parsed.items()}
+    for key, value in form.items():
+        if "\x00" in key or "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it here, naming the field
+            name = key.replace("\x00", "")
+            raise FormRefused(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                              f"表单字段 '{name}' 含有 NUL 字符 (form field '{name}' contains a NUL character)")
+    return form
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The body, read chunk by chunk: whoever posts (logged in or not) cannot make the server hold more."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> FormRefused:
+    megabytes = f"{limit / (1024 * 1024):g} MB"
+    return FormRefused(status.HTTP_413_CONTENT_TOO_LARGE,
+                       f"表单超过 {megabytes} 上限 (the form is larger than the {megabytes} limit, {limit} bytes)")
 
 
 def _lexical(request: Request) -> LexicalSimilarity:
@@ -167,6 +207,24 @@ def _catalogue(request: Request) -> RulesCatalogue:
     return found
 
 
+def _active_directory(request: Request) -> Directory:
+    catalogue = _catalogue(request)
+    return catalogue.compiled(catalogue.active_id()).directory
+
+
+def _ticket_id_ok(ticket_id: str) -> bool:
+    """Whether a ticket could have this id; one with a NUL or too long is not looked up (PostgreSQL refuses NUL)."""
+    return _text_problem("ticket id", ticket_id, TICKET_ID_LENGTH) is None
+
+
+def _text_problem(name: str, value: str, length: int) -> str | None:
+    if "\x00" in value:
+        return f"'{name}' 含有 NUL 字符 (contains a NUL character)"
+    if len(value) > length:
+        return f"'{name}' 超过 {length} 个字符 (is longer than {length} characters)"
+    return None
+
+
 # ---- log in / out ---------------------------------------------------------------------------------------------
 @console_router.get("/console")
 def console_home(request: Request) -> Response:
@@ -183,7 +241,10 @@ def login_page(request: Request, next: str | None = None) -> Response:
 
 @console_router.post("/console/login")
 async def login(request: Request) -> Response:
-    form = await _form(request)
+    try:
+        form = await _form(request)
+    except FormRefused as refused:
+        return _render(request, "login.html", None, status_code=refused.status_code, next="", error=str(refused))
     token = form.get("token", "").strip()
     target = auth.safe_next(form.get("next"))
     principal = await run_in_threadpool(authenticate, _context(request).store, token) if token else None
@@ -225,9 +286,11 @@ def manager_page(request: Request, district: str | None = None) -> Response:
     if isinstance(principal, Response):
         return principal
     context = _context(request)
+    problem = _text_problem("district", district or "", DISTRICT_LENGTH)
     board = build_dashboard(context.store, context.clock(), _lexical(request),
-                            context.settings.assist.duplicate_min_score, district or None)
-    return _render(request, "manager.html", principal, board=board)
+                            context.settings.assist.duplicate_min_score, None if problem else district or None)
+    return _render(request, "manager.html", principal, board=board, problem=problem,
+                   status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if problem else status.HTTP_200_OK)
 
 
 @console_router.get("/console/manager/snapshots/{ticket_id}")
@@ -235,7 +298,7 @@ def camera_snapshot(request: Request, ticket_id: str) -> Response:
     principal = _page_user(request, auth.MANAGER_ROLES)
     if isinstance(principal, Response):
         return principal
-    found = snapshot(_context(request).store, ticket_id)
+    found = snapshot(_context(request).store, ticket_id) if _ticket_id_ok(ticket_id) else None
     if found is None:
         return Response("no snapshot", status_code=status.HTTP_404_NOT_FOUND, media_type="text/plain")
     data, content_type = found
@@ -262,16 +325,23 @@ def _desk_page(request: Request, desk: Desk, roles: tuple[Role, ...], ticket_id:
 
 async def _desk_action(request: Request, desk: Desk, roles: tuple[Role, ...], ticket_id: str,
                        action: str) -> Response:
-    principal = _page_user(request, roles)
+    principal = _page_user(request, roles, form_page=f"{desk.base}/tickets/{ticket_id}")
     if isinstance(principal, Response):
         return principal
-    form = await _form(request, MAX_PHOTO_FORM_BYTES if desk.for_department else MAX_FORM_BYTES)
+    if not _ticket_id_ok(ticket_id):
+        return _ticket_desk(request, principal, desk, ticket_id)
+    try:
+        form = await _form(request, MAX_PHOTO_FORM_BYTES if desk.for_department else MAX_FORM_BYTES)
+    except FormRefused as refused:
+        return _ticket_desk(request, principal, desk, ticket_id, problem=str(refused), code=refused.status_code)
     if not auth.csrf_ok(auth.session_token(request) or "", form.get(auth.CSRF_FIELD)):
         return _render(request, "forbidden.html", principal, status_code=status.HTTP_403_FORBIDDEN,
                        needed="the form's CSRF token (reload the page)")
     lifecycle = _context(request).lifecycle
+    directory = None if desk.for_department else await run_in_threadpool(_active_directory, request)
     try:
-        await run_in_threadpool(act, desk, lifecycle, ticket_id, action, principal.actor, form, principal.department)
+        await run_in_threadpool(act, desk, lifecycle, ticket_id, action, principal.actor, form, principal.department,
+                                directory)
     except TicketNotFound as error:
         return _ticket_desk(request, principal, desk, ticket_id, problem=str(error), code=status.HTTP_404_NOT_FOUND)
     except IllegalTransition as error:
@@ -287,6 +357,8 @@ def _desk_attachment(request: Request, desk: Desk, roles: tuple[Role, ...], tick
     principal = _page_user(request, roles)
     if isinstance(principal, Response):
         return principal
+    if not _ticket_id_ok(ticket_id) or not 1 <= attachment_id <= MAX_ROW_ID:
+        return Response("no such attachment", status_code=status.HTTP_404_NOT_FOUND, media_type="text/plain")
     store = _context(request).store
     ticket = store.get(ticket_id)
     found = attachment(store, ticket_id, attachment_id)
@@ -323,13 +395,10 @@ def _done_label(done: str | None) -> str | None:
 def _ticket_desk(request: Request, principal: Principal, desk: Desk, ticket_id: str, *, done: str | None = None,
                  problem: str | None = None, code: int = status.HTTP_200_OK,
                  form: dict[str, str] | None = None) -> Response:
-    directory = None
-    if not desk.for_department:
-        catalogue = _catalogue(request)
-        directory = catalogue.compiled(catalogue.active_id()).directory
-    view = desk_view(desk, _context(request).store, ticket_id, _context(request).clock(), directory,
-                     _lexical(request), _context(request).settings.assist.duplicate_min_score,
-                     department=principal.department)
+    directory = None if desk.for_department else _active_directory(request)
+    view = None if not _ticket_id_ok(ticket_id) else desk_view(
+        desk, _context(request).store, ticket_id, _context(request).clock(), directory, _lexical(request),
+        _context(request).settings.assist.duplicate_min_score, department=principal.department)
     if view is None:
         return _render(request, "ticket.html", principal, status_code=status.HTTP_404_NOT_FOUND, view=None,
                        base=desk.base, ticket_id=ticket_id, problem=problem or f"ticket {ticket_id} not found",
@@ -354,38 +423,58 @@ def analyst_page(request: Request, version: int | None = None) -> Response:
 
 @console_router.post("/console/analyst/backtest")
 async def analyst_backtest(request: Request) -> Response:
-    principal = _page_user(request, auth.ANALYST_ROLES)
+    principal = _page_user(request, auth.ANALYST_ROLES, form_page="/console/analyst")
     if isinstance(principal, Response):
         return principal
-    form = await _form(request)
+    try:
+        form = await _form(request)
+    except FormRefused as refused:
+        return await run_in_threadpool(_analyst, request, principal, None, problem=str(refused),
+                                       code=refused.status_code)
     token = auth.session_token(request) or ""
     if not auth.csrf_ok(token, form.get(auth.CSRF_FIELD)):
         return _render(request, "forbidden.html", principal, status_code=status.HTTP_403_FORBIDDEN,
                        needed="the form's CSRF token (reload the page)")
-    catalogue = _catalogue(request)
+    version_id = _version_id(form.get("version_id", ""))
+    if form.get("mode", "version") != "file" and version_id is None:
+        return await run_in_threadpool(_analyst, request, principal, None, problem=(
+            f"版本号无效 (version_id must be a rule version number, 1 to {MAX_ROW_ID})"), form=form,
+            code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     result: BacktestResult | None = None
     errors: list[RuleError] = []
     problem: str | None = None
-    mode = form.get("mode", "version")
     try:
-        if mode == "file":
-            file_name, text = form.get("file_name", "").strip(), form.get("content", "")
-            if not text.strip():
-                problem = "粘贴或上传一个规则表文件 (paste or upload a table file)"
-            else:
-                result = await run_in_threadpool(catalogue.backtest_file, file_name, text)
-        else:
-            result = await run_in_threadpool(catalogue.backtest_version, int(form.get("version_id", "0")))
+        result = await run_in_threadpool(_backtest, _catalogue(request), form, version_id or 0)
     except RulesValidationError as error:
         errors = error.errors
+        if not errors:  # rejected all the same: the page must not look as if nothing happened
+            problem = "规则校验未通过 (the proposed rules are rejected, but the validator named no error)"
     except (RuleStoreError, ValueError) as error:
         problem = str(error)
     return await run_in_threadpool(_analyst, request, principal, None, result, errors, problem, form)
 
 
+def _backtest(catalogue: RulesCatalogue, form: dict[str, str], version_id: int) -> BacktestResult:
+    if form.get("mode", "version") != "file":
+        return catalogue.backtest_version(version_id)
+    text = form.get("content", "")
+    if not text.strip():
+        raise ValueError("粘贴或上传一个规则表文件 (paste or upload a table file)")
+    return catalogue.backtest_file(form.get("file_name", "").strip(), text)
+
+
+def _version_id(value: str) -> int | None:
+    """A version number the database can hold (a larger one overflows the driver instead of matching nothing)."""
+    number = value.strip()
+    if not number.isdigit() or not 1 <= int(number) <= MAX_ROW_ID:
+        return None
+    return int(number)
+
+
 def _analyst(request: Request, principal: Principal, version: int | None,
              result: BacktestResult | None = None, errors: list[RuleError] | None = None,
-             problem: str | None = None, form: dict[str, str] | None = None) -> Response:
+             problem: str | None = None, form: dict[str, str] | None = None,
+             code: int = status.HTTP_200_OK) -> Response:
     catalogue = _catalogue(request)
     versions = catalogue.versions()
     active = next(v for v in versions if v.active)
@@ -393,7 +482,7 @@ def _analyst(request: Request, principal: Principal, version: int | None,
     rules = catalogue.compiled(shown.id)
     loads = result.loads if result else []
     top = max((max(load.active, load.proposed) for load in loads), default=0) or 1
-    return _render(request, "analyst.html", principal, versions=versions, active=active, shown=shown,
+    return _render(request, "analyst.html", principal, status_code=code, versions=versions, active=active, shown=shown,
                    tables=table_views(rules), files=sorted(catalogue.bundle(active.id).files),
                    table_files=[rules.manifest.tables.ref(n).file for n in TABLE_NAMES],
                    result=result, load_top=top, errors=errors or [], problem=problem, form=form or {})

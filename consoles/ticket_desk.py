@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, String, or_, select
 
 from api.queries import ticket_detail
 from api.schemas import TicketDetail
@@ -25,7 +27,7 @@ from classifiers.extract import is_city_wide
 from classifiers.lexical import LexicalSimilarity, ticket_key
 from dispatch_rules.directory import Directory
 from tickets.lifecycle import OPEN_STATUSES, Action, Lifecycle, Photo, TransitionResult, allowed_actions
-from tickets.models import Ticket, TicketStatus
+from tickets.models import Ticket, TicketAttachment, TicketStatus
 from tickets.store import TicketStore
 
 ACTION_LABELS = {
@@ -36,6 +38,22 @@ ACTION_LABELS = {
 }
 MERGE_CANDIDATES = 8
 MERGE_POOL = 1000  # newest open tickets of the place that are scored for the merge list
+CLOSE_MATCHES = 3
+
+
+def column_length(column: ColumnElement[Any]) -> int:
+    """The length of a String column: what a form field stored there may hold (PostgreSQL enforces it)."""
+    kind = column.type
+    if not isinstance(kind, String) or kind.length is None:
+        raise TypeError(f"{column} is not a String column with a length")
+    return kind.length
+
+
+FIELD_LENGTHS = {  # form fields stored in a length-limited column
+    "department": column_length(Ticket.__table__.c.department),
+    "parent_ticket_id": column_length(Ticket.__table__.c.id),
+    "photo_content_type": column_length(TicketAttachment.__table__.c.content_type),
+}
 
 
 @dataclass(frozen=True)
@@ -177,16 +195,43 @@ RUNNERS: dict[Action, Runner] = {
 
 
 def act(desk: Desk, lifecycle: Lifecycle, ticket_id: str, action: str, actor: str, form: dict[str, str],
-        department: str | None = None) -> TransitionResult:
-    """Run one of the desk's actions; raises DeskFormError for a bad form and the lifecycle's errors for the rest."""
+        department: str | None = None, directory: Directory | None = None) -> TransitionResult:
+    """Run one of the desk's actions; raises DeskFormError for a bad form and the lifecycle's errors for the rest.
+    At the manager's desk a department the ticket is sent to must be one of `directory`'s."""
     chosen = next((a for a in desk.actions if a.value == action), None)
     if chosen is None:
         raise DeskFormError(f"unknown action '{action}' (one of: {', '.join(a.value for a in desk.actions)})")
+    _check_lengths(form)
     if desk.for_department:
         if not department:
             raise DeskFormError("this user belongs to no department")
         return DEPARTMENT_RUNNERS[chosen](lifecycle, ticket_id, actor, form, department)
+    target = _sent_to(chosen, form)
+    if target is not None and directory is not None:
+        check_department(directory, target)
     return RUNNERS[chosen](lifecycle, ticket_id, actor, form)
+
+
+def _check_lengths(form: dict[str, str]) -> None:
+    for name, length in FIELD_LENGTHS.items():
+        if len(form.get(name, "").strip()) > length:
+            raise DeskFormError(f"form field '{name}' is longer than {length} characters")
+
+
+def _sent_to(action: Action, form: dict[str, str]) -> str | None:
+    """The department the action sends the ticket to, if it sends it anywhere."""
+    sends = action in (Action.ASSIGN, Action.REASSIGN) or (action is Action.VERIFY and form.get("satisfied") == "no")
+    return _optional(form, "department") if sends else None
+
+
+def check_department(directory: Directory, name: str) -> None:
+    """A department no body of the directory bears would never show on any department's console."""
+    if name in directory.by_name:
+        return
+    close = difflib.get_close_matches(name, list(directory.by_name), n=CLOSE_MATCHES, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise DeskFormError(f"'{name}' is not a department of the active rules' directory (form field 'department')"
+                        f"{hint}")
 
 
 def department_queue(store: TicketStore, department: str, limit: int = 100) -> tuple[list[Ticket], list[Ticket]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from consoles.auth import COOKIE, csrf_token
@@ -138,3 +140,44 @@ def test_the_manager_page_groups_repeat_reports_into_hot_issues(console_app: Con
     assert len(rows) == 1, issues  # the other A3区 rubbish tickets are other places: not one issue
     assert ids["overdue"] in rows[0] and "A3区" in rows[0]
     assert re.findall(r'class="num">(\d+)<', rows[0]) == ["3", "3"]  # three reports, all open
+
+
+def test_the_analyst_page_shows_a_problem_whenever_the_rules_are_rejected(console_app: ConsoleApp,
+                                                                         client: TestClient,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from consoles.rules_view import RulesCatalogue
+    from dispatch_rules.compiler import RulesValidationError
+
+    login(client, console_app.tokens["analyst"])
+    token = csrf_token(console_app.tokens["analyst"])
+    empty = client.post("/console/analyst/backtest", data={"csrf": token, "mode": "file",
+                                                           "file_name": "taxonomy.yaml", "content": "# nothing yet\n"})
+    errors = empty.text.split('id="rule-errors"')[1].split("</table>")[0]
+    assert "taxonomy.yaml" in errors and "file is empty" in errors
+
+    def rejected(*_: Any) -> None:
+        raise RulesValidationError([])
+
+    monkeypatch.setattr(RulesCatalogue, "backtest_file", rejected)
+    silent = client.post("/console/analyst/backtest", data={"csrf": token, "mode": "file",
+                                                            "file_name": "department.json", "content": "{}"})
+    assert 'role="alert"' in silent.text and "rejected" in silent.text and 'id="backtest-result"' not in silent.text
+
+
+def test_a_routed_camera_events_snapshot_is_kept_and_shown(console_app: ConsoleApp, client: TestClient) -> None:
+    """What consoles/README.md says: the router's decision carries the frame, the store keeps it as an attachment."""
+    from contracts import DetectedEvent, EventKind
+
+    from .conftest import jpeg_snapshot
+
+    router = DecisionTableRouter.published(console_app.store.engine)
+    event = DetectedEvent(event_id="evt-readme", camera_id="cam-A3-0009", kind=EventKind("exposed_garbage"),
+                          state="started", started_at=datetime.now(UTC), observed_at=datetime.now(UTC),
+                          confidence=0.9, district="A3区", detector="test", snapshot_jpeg=jpeg_snapshot())
+    ticket = console_app.store.create_from_decision(router.route_event(event)).ticket
+    login(client, console_app.tokens["manager"])
+    page = client.get("/console/manager").text
+    assert f"/console/manager/snapshots/{ticket.id}" in page and "无抓拍" not in page
+    image = client.get(f"/console/manager/snapshots/{ticket.id}")
+    assert image.status_code == 200 and image.content.startswith(b"\xff\xd8")
+    assert "抓拍 snapshot" in client.get(f"/console/manager/tickets/{ticket.id}").text

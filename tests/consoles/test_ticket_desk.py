@@ -183,3 +183,36 @@ def test_the_merge_list_puts_the_ticket_reporting_the_same_place_first_whatever_
     assert ids["overdue"] in options[0] and "data-likely-duplicate" in options[0]
     assert sum("data-likely-duplicate" in option for option in options) == 1  # other A3区 rubbish: listed, not flagged
     assert ids["resolved"] not in merge_form and ids["open"] not in merge_form  # A5区 tickets are not candidates
+
+
+def test_a_department_outside_the_directory_is_refused_naming_the_closest(console_app: ConsoleApp,
+                                                                          client: TestClient) -> None:
+    ids = seed_tickets(console_app)
+    login(client, console_app.tokens["manager"])
+    typo = _post(client, console_app, ids["manual"], "assign", department="A3区城管局", reason="垃圾清运")
+    assert typo.status_code == 422
+    problem = typo.text.split('data-testid="problem">')[1].split("</p>")[0]
+    assert "A3区城管局" in problem and "not a department" in problem and "closest: A3区城市管理局" in problem
+    assert 'value="A3区城管局"' in typo.text  # the form is shown again as typed
+    ticket = console_app.store.get(ids["manual"])
+    assert ticket is not None and ticket.status == TicketStatus.PENDING_MANUAL.value and ticket.department is None
+
+    lifecycle = console_app.app.state.context.lifecycle
+    lifecycle.return_ticket(ids["open"], "department:seed", "不属于本单位职责")
+    assert _post(client, console_app, ids["open"], "reassign", department="火星区水务局",
+                 reason="改派").status_code == 422
+    assert _post(client, console_app, ids["open"], "reassign", department="A5区水务局",
+                 reason="改派").status_code == 303
+
+    lifecycle.accept(ids["open"], "department:seed")
+    lifecycle.start(ids["open"], "department:seed")
+    lifecycle.resolve(ids["open"], "department:seed", "已处理")
+    reopen = _post(client, console_app, ids["open"], "verify", satisfied="no", reason="没修好", department="A5区水物局")
+    assert reopen.status_code == 422 and "closest: A5区水务局" in reopen.text
+    assert 'value="no" checked' in reopen.text  # the answer is kept for the corrected post
+    ticket = console_app.store.get(ids["open"])
+    assert ticket is not None and ticket.status == TicketStatus.RESOLVED.value
+    assert _post(client, console_app, ids["open"], "verify", satisfied="no", reason="没修好",
+                 department="A5区住房和城乡建设局").status_code == 303
+    ticket = console_app.store.get(ids["open"])
+    assert ticket is not None and ticket.department == "A5区住房和城乡建设局"
