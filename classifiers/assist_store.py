@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, Integer, String, Text, delete, or_, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from classifiers.extract import is_city_wide, same_area
 from contracts import mask_pii
 from tickets.migrate import upgrade_database
-from tickets.store import make_engine
+from tickets.store import make_engine, make_sessions
 
 MAX_TEXT_CHARS = 2000
 OPEN_TICKET_STATUSES = ("pending_manual", "dispatched", "accepted", "returned", "in_progress")
@@ -60,7 +60,7 @@ class AssistStore:
         if migrate:
             upgrade_database(database_url)
         self.engine = make_engine(database_url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = make_sessions(self.engine)
 
     def remember_call(self, call_id: str, district: str | None, title: str, text: str,
                       received_at: datetime) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from dispatch_rules.bundle import DEFAULT_TABLES_DIR, RuleBundle, load_bundle
 from dispatch_rules.compiler import CompiledRules, compile_rules
@@ -74,8 +74,10 @@ def _rollback_stack(version_ids: list[int], actions: list[str]) -> list[int]:
 
 class RuleStore:
     def __init__(self, engine: Engine) -> None:
+        from tickets.store import make_sessions  # reads BEGIN deferred on SQLite: the router's poll takes no lock
+
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._sessions = make_sessions(engine)
 
     @classmethod
     def open(cls, database_url: str, migrate: bool = True) -> RuleStore:

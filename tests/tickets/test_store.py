@@ -135,3 +135,26 @@ def test_a_repeated_creation_event_does_not_reopen_the_assist_view(tmp_path: Pat
     assert shown.status == "merged" and shown.transition_seq == merged.events[0].transition_seq
     view.note_ticket("call:7", created.ticket_id, "closed", None, created.title, created.at)  # no seq: shown
     assert view.tickets_for(["call:7"])["call:7"].status == "closed"
+
+
+def test_processes_opening_a_new_file_together_wait_for_each_other(tmp_path: Path) -> None:
+    """Switching a rollback-journal file to WAL needs the busy timeout set first, or an opener fails at once."""
+    import sqlite3
+
+    from tickets.store import make_engine
+
+    for run in range(4):
+        path = tmp_path / f"run{run}.sqlite3"
+        with sqlite3.connect(path) as plain:  # a file made by another tool: rollback journal
+            plain.execute("CREATE TABLE t (i INTEGER)")
+
+        def insert(i: int, url: str = f"sqlite:///{path}") -> None:
+            engine = make_engine(url)
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO t VALUES (:i)"), {"i": i})
+            engine.dispose()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(insert, range(8)))  # raises if any opener failed
+        with sqlite3.connect(path) as plain:
+            assert plain.execute("SELECT count(*) FROM t").fetchone() == (8,)
