@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from contracts import TicketEvent
 from streams.transport import Transport
 from tickets import outbox
-from tickets.models import Ticket, TicketAttachment, TicketStatus, TicketTransition
+from tickets.models import OPEN_STATUSES, Ticket, TicketAttachment, TicketStatus, TicketTransition
 from tickets.stage import ticket_event
 from tickets.store import TicketStore
 
@@ -58,9 +58,6 @@ class Action(StrEnum):
 
 
 S = TicketStatus
-OPEN_STATUSES: frozenset[TicketStatus] = frozenset(
-    {S.PENDING_MANUAL, S.DISPATCHED, S.ACCEPTED, S.RETURNED, S.IN_PROGRESS}
-)
 FINAL_STATUSES: frozenset[TicketStatus] = frozenset({S.CLOSED, S.MERGED})
 DONE_STATUSES: frozenset[TicketStatus] = frozenset({S.RESOLVED, S.VERIFIED, S.CLOSED})
 

@@ -24,6 +24,11 @@ class TicketStatus(StrEnum):
     MERGED = "merged"
 
 
+OPEN_STATUSES: frozenset[TicketStatus] = frozenset({
+    TicketStatus.PENDING_MANUAL, TicketStatus.DISPATCHED, TicketStatus.ACCEPTED, TicketStatus.RETURNED,
+    TicketStatus.IN_PROGRESS})
+
+
 class Base(DeclarativeBase):
     pass
 

@@ -17,7 +17,8 @@ def make_ticketing_stage(store: TicketStore) -> Stage:
         result = store.create_from_decision(message)
         # a redelivered decision announces the existing ticket's creation again (same transition_seq), so
         # the tickets topic is at-least-once even when a worker died between the insert and the send
-        return [Output(Topic.TICKETS, ticket_event(result.ticket, t)) for t in result.transitions]
+        return [Output(Topic.TICKETS, ticket_event(result.ticket, t)) for t in result.transitions] + [
+            Output(Topic.TICKETS, ticket_event(ticket, t)) for ticket, t in result.related]
 
     return Stage(name="ticketing", input_topic=Topic.DISPATCH_DECISIONS, handle=handle)
 

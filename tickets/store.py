@@ -16,9 +16,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, selectinload, sessionmaker
 
-from contracts import DispatchDecision
+from contracts import DispatchDecision, Source
 from tickets.migrate import upgrade_database
-from tickets.models import Ticket, TicketAttachment, TicketStatus, TicketTransition
+from tickets.models import OPEN_STATUSES, Ticket, TicketAttachment, TicketStatus, TicketTransition
 
 SYSTEM_ACTOR = "system:auto-dispatch"
 CITY_TZ = ZoneInfo("Asia/Shanghai")  # the city's day dates the ticket numbers (as the consoles and the rules' zone)
@@ -31,6 +31,8 @@ class CreatedTicket:
     ticket: Ticket
     created: bool
     transitions: Sequence[TicketTransition]
+    # changes the creation made to other tickets: the open ticket a repeat camera event was merged into
+    related: Sequence[tuple[Ticket, TicketTransition]] = ()
 
 
 def make_engine(database_url: str) -> Engine:
@@ -110,18 +112,22 @@ class TicketStore:
         now = self._clock().astimezone(UTC)
         ticket, transitions = _new_ticket(decision, now)
         snapshot = _snapshot(ticket.id, decision, now)
+        related: list[tuple[Ticket, TicketTransition]] = []
         try:
             with self.session() as session, session.begin():
                 session.add(ticket)
                 session.add_all(transitions)
                 if snapshot is not None:
                     session.add(snapshot)
+                repeated = _open_ticket_of_camera_problem(session, decision)
+                if repeated is not None:
+                    related = [(repeated, _merge_repeat(session, ticket, repeated, transitions, now))]
         except IntegrityError:  # a concurrent worker created it first
             raced = self.by_source_event(decision.source_event_id)
             if raced is None:
                 raise
             return CreatedTicket(raced, created=False, transitions=self._creation(raced.id))
-        return CreatedTicket(ticket, created=True, transitions=transitions)
+        return CreatedTicket(ticket, created=True, transitions=transitions, related=related)
 
     def _creation(self, ticket_id: str) -> list[TicketTransition]:
         """The creation record of an existing ticket, to announce again on a redelivery: if the worker that
@@ -171,6 +177,45 @@ def _snapshot(ticket_id: str, decision: DispatchDecision, now: datetime) -> Tick
     return TicketAttachment(ticket_id=ticket_id, kind="snapshot", content_type="image/jpeg", size=len(data),
                             sha256=hashlib.sha256(data).hexdigest(), data=data, created_by=SYSTEM_ACTOR,
                             created_at=now)
+
+
+def _camera_problem(decision: dict[str, Any]) -> tuple[Any, Any, Any] | None:
+    explanation = decision.get("explanation") or {}
+    camera = explanation.get("camera_id")
+    return (camera, explanation.get("zone_id"), (explanation.get("inputs") or {}).get("kind")) if camera else None
+
+
+def _open_ticket_of_camera_problem(session: Session, decision: DispatchDecision) -> Ticket | None:
+    """The open ticket of the same camera, zone and kind, if this camera event is a repeat of its problem: the
+    problem cleared for a few frames (a bus stood in front of the pile) or the detector restarted and lost
+    its tracks. One problem, one ticket."""
+    problem = _camera_problem(decision.model_dump(mode="json", include={"explanation"}))
+    if decision.source != Source.CAMERA or problem is None:
+        return None
+    candidates = session.scalars(
+        select(Ticket).where(Ticket.source == Source.CAMERA.value, Ticket.category == decision.category,
+                             Ticket.status.in_([s.value for s in OPEN_STATUSES]),
+                             Ticket.parent_ticket_id.is_(None), Ticket.source_event_id != decision.source_event_id)
+        .order_by(Ticket.created_at).with_for_update())
+    return next((t for t in candidates if _camera_problem(t.decision) == problem), None)
+
+
+def _merge_repeat(session: Session, ticket: Ticket, parent: Ticket, transitions: list[TicketTransition],
+                  now: datetime) -> TicketTransition:
+    """The new ticket goes under the open one at once (its department never sees it); both record it."""
+    reason = f"repeat camera event of open ticket {parent.id} (same camera, zone and kind)"
+    transitions.append(TicketTransition(
+        ticket_id=ticket.id, transition="merge", from_status=ticket.status, to_status=TicketStatus.MERGED.value,
+        actor=SYSTEM_ACTOR, reason=f"duplicate of {parent.id}: {reason}", at=now,
+        department=ticket.department, details={"parent_ticket_id": parent.id}))
+    ticket.status, ticket.parent_ticket_id = TicketStatus.MERGED.value, parent.id
+    absorbed = TicketTransition(
+        ticket_id=parent.id, transition="merge_child", from_status=parent.status, to_status=parent.status,
+        actor=SYSTEM_ACTOR, reason=f"absorbed duplicate {ticket.id}: {reason}", at=now,
+        department=parent.department, details={"child_ticket_id": ticket.id})
+    parent.updated_at = now
+    session.add_all([transitions[-1], absorbed])
+    return absorbed
 
 
 def _new_ticket(decision: DispatchDecision, now: datetime) -> tuple[Ticket, list[TicketTransition]]:

@@ -158,3 +158,34 @@ def test_processes_opening_a_new_file_together_wait_for_each_other(tmp_path: Pat
             list(pool.map(insert, range(8)))  # raises if any opener failed
         with sqlite3.connect(path) as plain:
             assert plain.execute("SELECT count(*) FROM t").fetchone() == (8,)
+
+
+def _camera_decision(event_id: str, zone: str = "garbage-point", kind: str = "exposed_garbage") -> DispatchDecision:
+    return DispatchDecision(
+        decision_id=event_id, source=Source.CAMERA, source_event_id=f"camera-event:{event_id}",
+        decided_at=datetime(2026, 11, 29, 8, 0, tzinfo=UTC), title=f"{kind} @ cam-A3-0001", description="seen",
+        category="200102", district="A3区", department="A3区城市管理局", priority=Priority.NORMAL, deadline_hours=24,
+        rule_id="cam.garbage", rules_version="test",
+        explanation={"camera_id": "cam-A3-0001", "zone_id": zone, "inputs": {"kind": kind}})
+
+
+def test_a_repeat_camera_event_joins_the_open_ticket_of_its_problem_and_only_that(tmp_path: Path,
+                                                                                 migrated_db: Path) -> None:
+    import shutil
+
+    shutil.copy(migrated_db, tmp_path / "t.sqlite3")
+    store = TicketStore(f"sqlite:///{tmp_path / 't.sqlite3'}", migrate=False)
+    first = store.create_from_decision(_camera_decision("e1")).ticket
+    repeat = store.create_from_decision(_camera_decision("e2"))
+    assert repeat.ticket.status == TicketStatus.MERGED and repeat.ticket.parent_ticket_id == first.id
+    assert [(t.id, tr.transition) for t, tr in repeat.related] == [(first.id, "merge_child")]
+    assert [tr.transition for tr in repeat.transitions] == ["create", "merge"]
+    other_zone = store.create_from_decision(_camera_decision("e3", zone="kerb")).ticket
+    other_kind = store.create_from_decision(_camera_decision("e4", kind="overflowing_bin")).ticket
+    assert other_zone.status == other_kind.status == TicketStatus.DISPATCHED
+    with store.session() as session, session.begin():  # the first problem's ticket is closed
+        closed = session.get(Ticket, first.id)
+        assert closed is not None
+        closed.status = TicketStatus.CLOSED.value
+    again = store.create_from_decision(_camera_decision("e5")).ticket
+    assert again.status == TicketStatus.DISPATCHED and again.parent_ticket_id is None

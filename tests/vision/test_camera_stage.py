@@ -159,3 +159,57 @@ class _AlwaysChanging:
         kind = next(iter(zone.watches))
         return [EventChange(f"e-{int(at.timestamp())}", zone, kind, "started", at, Detection("garbage", 0.9,
                                                                                          (0.1, 0.1, 0.2, 0.2)))]
+
+
+class _PileDetector:
+    """A garbage pile in every frame, or none where the frame's index is listed as clear."""
+
+    name = "scripted@1"
+
+    def __init__(self, clear: set[int] | None = None) -> None:
+        self.clear = clear or set()
+        self.seen = 0
+
+    def detect(self, images: list[Image.Image]) -> list[list[Detection]]:
+        found = []
+        for _ in images:
+            found.append([] if self.seen in self.clear else [Detection("garbage", 0.9, (0.2, 0.2, 0.4, 0.4))])
+            self.seen += 1
+        return found
+
+
+def test_a_problem_still_there_after_a_restart_or_a_gap_stays_one_live_ticket(tmp_path: Path,
+                                                                             migrated_db: Path) -> None:
+    """The trackers live in memory: a restarted worker (or a pile hidden for clear_frames) starts a new event. The
+    ticketing stage merges it into the open ticket of the same camera, zone and kind."""
+    import shutil
+
+    from dispatch_rules import DecisionTableRouter, make_dispatch_stages
+    from dispatch_rules.bundle import default_bundle
+    from dispatch_rules.compiler import compile_rules
+    from tickets import TicketStore, make_ticketing_stage
+
+    shutil.copy(migrated_db, tmp_path / "tickets.sqlite3")
+    store = TicketStore(f"sqlite:///{tmp_path / 'tickets.sqlite3'}", migrate=False)
+    later_stages = [*make_dispatch_stages(DecisionTableRouter(compile_rules(default_bundle(), "test"))),
+                    make_ticketing_stage(store)]
+    jpeg = base64.b64encode(Path(heldout_files(VISION_DATA / "garbage")[0]).read_bytes())
+
+    def run(first: int, count: int, detector: _PileDetector) -> None:
+        bus = EmbeddedBus(tmp_path / "journal.sqlite3", SETTINGS.max_message_bytes)
+        for i in range(first, first + count):
+            bus.publish(Topic.FRAMES, CameraFrame(frame_id=f"cam-A3-0001.{i}", camera_id="cam-A3-0001",
+                                                  captured_at=T0 + timedelta(seconds=10 * i), image=jpeg))
+        bus.run_until_idle([make_detect_stage(REGISTRY, detector, MAX_PIXELS, 1), *later_stages])
+        bus.close()
+
+    run(0, 5, _PileDetector())
+    run(5, 7, _PileDetector())  # the worker restarted: its trackers start again from nothing
+    run(12, 14, _PileDetector(clear=set(range(6))))  # hidden for 6 frames (clear_frames 5), then back
+    tickets = store.list(limit=10)
+    live = [t for t in tickets if t.status != "merged"]
+    assert len(tickets) == 3 and len(live) == 1
+    assert {t.parent_ticket_id for t in tickets if t.status == "merged"} == {live[0].id}
+    assert live[0].department == "A3区城市管理局"
+    parent = store.get(live[0].id)
+    assert parent is not None and [t.transition for t in parent.transitions].count("merge_child") == 2
