@@ -165,7 +165,7 @@ class Settings(BaseSettings):
         return self.shared_dir / "data" / "taxonomy" / "taidi2020_attachment1_3level_taxonomy.csv"
 
     def max_message_bytes(self, topic: Topic) -> int:
-        if topic in (Topic.FRAMES, Topic.CAMERA_EVENTS, Topic.DEAD_LETTER):
+        if topic in (Topic.FRAMES, Topic.CAMERA_EVENTS, Topic.DISPATCH_DECISIONS, Topic.DEAD_LETTER):  # snapshots
             return self.limits.max_frame_message_bytes
         return self.limits.max_text_message_bytes
 

@@ -92,7 +92,12 @@ def _event(frame: CameraFrame, district: str, address: str, change: EventChange,
     )
 
 
+SNAPSHOT_MAX_BYTES = 120 * 1024
+
+
 def annotated_snapshot(image: Image.Image, detection: Detection, max_side: int = 640) -> bytes:
+    """A JPEG of at most SNAPSHOT_MAX_BYTES (lower quality for a busy frame): it travels on the event and the
+    dispatch decision and is kept with the ticket."""
     snapshot = image.copy()
     snapshot.thumbnail((max_side, max_side))
     width, height = snapshot.size
@@ -100,6 +105,9 @@ def annotated_snapshot(image: Image.Image, detection: Detection, max_side: int =
     draw = ImageDraw.Draw(snapshot)
     draw.rectangle((x1 * width, y1 * height, x2 * width, y2 * height), outline=(255, 0, 0), width=3)
     draw.text((x1 * width + 4, y1 * height + 4), f"{detection.label} {detection.confidence:.2f}", fill=(255, 0, 0))
-    buffer = io.BytesIO()
-    snapshot.save(buffer, format="JPEG", quality=80)
+    for quality in (80, 65, 50, 35, 20):
+        buffer = io.BytesIO()
+        snapshot.save(buffer, format="JPEG", quality=quality)
+        if buffer.tell() <= SNAPSHOT_MAX_BYTES:
+            break
     return buffer.getvalue()

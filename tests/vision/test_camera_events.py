@@ -192,3 +192,11 @@ def test_a_registry_with_pixel_polygons_or_repeated_zone_ids_is_refused(
                                                  "zones": zones}]}, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ValueError, match=problem):
         CameraRegistry.load(path)
+
+
+def test_a_busy_frames_snapshot_stays_under_its_byte_budget() -> None:
+    from vision.stage import SNAPSHOT_MAX_BYTES, annotated_snapshot
+
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (640, 640, 3), dtype=np.uint8))
+    snapshot = annotated_snapshot(noise, _garbage())
+    assert len(snapshot) <= SNAPSHOT_MAX_BYTES and Image.open(io.BytesIO(snapshot)).size == (640, 640)
