@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 from contracts import TicketEvent
 from streams.transport import Transport
 from tickets import outbox
-from tickets.models import OPEN_STATUSES, Ticket, TicketAttachment, TicketStatus, TicketTransition
+from tickets.models import OPEN_STATUSES as OPEN_STATUSES  # re-exported: the consoles and API import it here
+from tickets.models import Ticket, TicketAttachment, TicketStatus, TicketTransition
 from tickets.stage import ticket_event
 from tickets.store import TicketStore
 
