@@ -23,7 +23,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.deps import Context
+from api.context import ApiContext
+from api.deps import Context, Routing
 from api.users import Principal, Role
 from classifiers.assist_store import AssistStore
 from classifiers.data import message_text
@@ -33,7 +34,6 @@ from consoles.auth import api_or_console_user
 from consoles.direct_answers import DuplicateCall, record_direct_answer
 from contracts import AgentAssist, Channel, HotlineTranscript, Priority, Topic
 from contracts.messages import Identifier
-from dispatch_rules.router import DecisionTableRouter
 from tickets.store import CITY_TZ
 
 router = APIRouter(prefix="/api", tags=["call centre"])
@@ -111,17 +111,6 @@ def text_intelligence(request: Request) -> TextIntelligence:
     return found
 
 
-def dispatch_router(request: Request, context: Context) -> DecisionTableRouter:
-    """One router per app: it keeps the compiled active rules and re-checks the version every few seconds."""
-    state = request.app.state
-    found: DecisionTableRouter | None = getattr(state, "assist_dispatch_router", None)
-    if found is None:
-        found = DecisionTableRouter.published(context.store.engine,
-                                              refresh_seconds=context.settings.rules_refresh_seconds)
-        state.assist_dispatch_router = found
-    return found
-
-
 def assist_store(request: Request, context: Context) -> AssistStore:
     state = request.app.state
     found: AssistStore | None = getattr(state, "assist_feedback_store", None)
@@ -137,7 +126,7 @@ def assist(
     body: AssistIn,
     principal: Agent,
     intelligence: Annotated[TextIntelligence, Depends(text_intelligence)],
-    routing: Annotated[DecisionTableRouter, Depends(dispatch_router)],
+    routing: Routing,
 ) -> AssistOut:
     try:
         call, assisted = intelligence.analyse(body.text, body.title, body.district_hint)
@@ -170,7 +159,8 @@ def assist_feedback(
 
 
 @router.post("/calls", summary="End a call: make a ticket of it, or record that it was answered directly",
-             responses={409: {"description": "A direct answer is already recorded under this call id."},
+             responses={409: {"description": "A direct answer is already recorded under this call id, or the id "
+                                             "is already a ticket's with another text."},
                         422: {"description": "The call is invalid, or a direct answer lacks the answer."}})
 def end_call(body: CallIn, context: Context, principal: Agent) -> CallOut:
     now = context.clock()
@@ -182,6 +172,7 @@ def end_call(body: CallIn, context: Context, principal: Agent) -> CallOut:
     except ValidationError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _problems(error)) from None
     if not body.answered_directly:
+        _check_not_ticketed_otherwise(context, transcript)
         context.transport.publish(Topic.TRANSCRIPTS, transcript)
         return CallOut(call_id=call_id, answered_directly=False, status="submitted",
                        source_event_id=f"call:{call_id}")
@@ -196,6 +187,16 @@ def end_call(body: CallIn, context: Context, principal: Agent) -> CallOut:
     except DuplicateCall:
         raise HTTPException(status.HTTP_409_CONFLICT, f"call {call_id} was already answered") from None
     return CallOut(call_id=call_id, answered_directly=True, status="answered_directly", source_event_id=None)
+
+
+def _check_not_ticketed_otherwise(context: ApiContext, transcript: HotlineTranscript) -> None:
+    """Ticket creation is idempotent on `call:<id>`: a known id with another text would make no ticket of it.
+    The same text is a retry (the ticket keeps the masked text, as `transcript` has it)."""
+    ticket = context.store.by_source_event(f"call:{transcript.call_id}")
+    if ticket is not None and ticket.description != transcript.text:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"call {transcript.call_id} is already ticket {ticket.id} with another text: "
+                            "a new call needs a new call id (or none)")
 
 
 def _problems(error: ValidationError) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Request dependencies: the context, the caller (bearer token) and role checks."""
+"""Request dependencies: the context, the active routing rules, the caller (bearer token) and role checks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import ApiContext
 from api.users import Principal, Role, authenticate
+from dispatch_rules.router import DecisionTableRouter
 
 bearer = HTTPBearer(auto_error=False, description="A token from `hotline users add` (shown once when added).")
 
@@ -20,6 +21,20 @@ def get_context(request: Request) -> ApiContext:
 
 
 Context = Annotated[ApiContext, Depends(get_context)]
+
+
+def dispatch_router(request: Request, context: Context) -> DecisionTableRouter:
+    """One router per app: it keeps the compiled active rules and re-checks the version every few seconds."""
+    state = request.app.state
+    found: DecisionTableRouter | None = getattr(state, "assist_dispatch_router", None)
+    if found is None:
+        found = DecisionTableRouter.published(context.store.engine,
+                                              refresh_seconds=context.settings.rules_refresh_seconds)
+        state.assist_dispatch_router = found
+    return found
+
+
+Routing = Annotated[DecisionTableRouter, Depends(dispatch_router)]
 
 
 def get_principal(

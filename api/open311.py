@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select, String, exists, literal, select
 
 from api.context import ApiContext
+from api.schemas import city_time
 from api.users import Principal, Role, authenticate
 from contracts import CITYMGMT_EVENT_CODES, Channel, HotlineTranscript, Topic
 from tickets.models import Open311Request, Ticket, TicketStatus
@@ -463,8 +464,7 @@ def _date(value: str | None, name: str, fmt: str) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise Open311Error(400, f"{name} is not an ISO 8601 date: {value!r}", fmt) from None
-    # a time without a zone is the city's (local) time, as a citizen or a clerk of the city writes it
-    return (moment.replace(tzinfo=CITY_TZ) if moment.tzinfo is None else moment).astimezone(UTC)
+    return city_time(moment)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -6,15 +6,16 @@ A department user sees and touches only tickets that are with its department: an
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import Select, func, or_, select
 
-from api.deps import AnyUser, CallCentre, Context, Department, Manager, Reader
+from api.deps import AnyUser, CallCentre, Context, Department, Manager, Reader, Routing
 from api.queries import ticket_detail
 from api.schemas import (
+    CITY_TIME,
     ActionResult,
     Assign,
     Escalated,
@@ -31,9 +32,20 @@ from api.schemas import (
     TicketPage,
     TransitionOut,
     Verify,
+    city_time,
 )
 from api.users import Principal, Role
-from tickets.lifecycle import OPEN_STATUSES, Photo, TransitionResult, attachment, rates
+from consoles.ticket_desk import DeskFormError, check_department
+from dispatch_rules.router import DecisionTableRouter
+from tickets.lifecycle import (
+    OPEN_STATUSES,
+    Action,
+    InvalidTransitionRequest,
+    Photo,
+    TransitionResult,
+    attachment,
+    rates,
+)
 from tickets.models import Ticket, TicketStatus
 
 router = APIRouter(prefix="/api")
@@ -42,6 +54,9 @@ QUEUE_STATUSES = (TicketStatus.DISPATCHED, TicketStatus.ACCEPTED, TicketStatus.I
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such ticket (or not one of your department's)."}}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "The ticket's status does not allow this action."},
             422: {"description": "The request lacks something the action needs (a reason, a note ...)."}}
+SENDS: dict[int | str, dict[str, Any]] = {**NOT_FOUND, **CONFLICT, 422: {"description": (
+    "The request lacks something the action needs (a reason ...), or names a department that is not in the "
+    "active rules' directory (the closest names are given).")}}
 
 
 @router.get("/me", tags=["users"], summary="Who the token belongs to")
@@ -64,8 +79,8 @@ def search_tickets(
     overdue: Annotated[bool | None, Query(description="Open and past the deadline.")] = None,
     min_escalation: Annotated[int | None, Query(ge=0, description="督办 level at least.")] = None,
     parent_ticket_id: str | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: Annotated[datetime | None, Query(description=f"Created at or after. {CITY_TIME}")] = None,
+    created_to: Annotated[datetime | None, Query(description=f"Created before. {CITY_TIME}")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TicketPage:
@@ -93,9 +108,9 @@ def search_tickets(
     if min_escalation is not None:
         query = query.where(Ticket.escalation_level >= min_escalation)
     if created_from is not None:
-        query = query.where(Ticket.created_at >= _utc(created_from))
+        query = query.where(Ticket.created_at >= city_time(created_from))
     if created_to is not None:
-        query = query.where(Ticket.created_at < _utc(created_to))
+        query = query.where(Ticket.created_at < city_time(created_to))
     return _page(context, query.order_by(Ticket.created_at.desc(), Ticket.id), limit, offset, now)
 
 
@@ -170,14 +185,17 @@ def resolve(context: Context, principal: Department, ticket_id: str, body: Resol
 
 # ---- manager ------------------------------------------------------------------------------------------------
 @router.post("/tickets/{ticket_id}/assign", tags=["manager"], summary="Manual dispatch of a pending_manual ticket",
-             responses={**NOT_FOUND, **CONFLICT})
-def assign(context: Context, principal: Manager, ticket_id: str, body: Assign) -> ActionResult:
+             responses=SENDS)
+def assign(context: Context, principal: Manager, routing: Routing, ticket_id: str, body: Assign) -> ActionResult:
+    _check_department(routing, ticket_id, Action.ASSIGN, body.department)
     return _result(context, context.lifecycle.assign(ticket_id, body.department, principal.actor, body.reason))
 
 
 @router.post("/tickets/{ticket_id}/reassign", tags=["manager"], summary="改派: send to a department again",
-             responses={**NOT_FOUND, **CONFLICT})
-def reassign(context: Context, principal: Manager, ticket_id: str, body: Reassign) -> ActionResult:
+             responses=SENDS)
+def reassign(context: Context, principal: Manager, routing: Routing, ticket_id: str,
+             body: Reassign) -> ActionResult:
+    _check_department(routing, ticket_id, Action.REASSIGN, body.department)
     return _result(context, context.lifecycle.reassign(ticket_id, body.department, principal.actor, body.reason))
 
 
@@ -204,8 +222,10 @@ def sweep(context: Context, principal: Manager) -> SweepResult:
 
 # ---- call centre ------------------------------------------------------------------------------------------------
 @router.post("/tickets/{ticket_id}/verify", tags=["call centre"], summary="回访: record the citizen's callback",
-             responses={**NOT_FOUND, **CONFLICT})
-def verify(context: Context, principal: CallCentre, ticket_id: str, body: Verify) -> ActionResult:
+             responses=SENDS)
+def verify(context: Context, principal: CallCentre, routing: Routing, ticket_id: str, body: Verify) -> ActionResult:
+    if not body.satisfied and body.reopen_to == TicketStatus.DISPATCHED.value:
+        _check_department(routing, ticket_id, Action.REOPEN, body.department)
     return _result(context, context.lifecycle.verify(
         ticket_id, principal.actor, satisfied=body.satisfied, reason=body.reason,
         reopen_to=TicketStatus(body.reopen_to), department=body.department))
@@ -222,12 +242,13 @@ def close(context: Context, principal: CallCentre, ticket_id: str, body: Optiona
 def get_rates(
     context: Context,
     principal: Reader,
-    since: Annotated[datetime | None, Query(description="Default: 30 days ago.")] = None,
-    until: datetime | None = None,
+    since: Annotated[datetime | None, Query(description=f"Default: 30 days ago. {CITY_TIME}")] = None,
+    until: Annotated[datetime | None, Query(description=f"Default: now. {CITY_TIME}")] = None,
     response_hours: Annotated[float, Query(gt=0, le=24 * 30)] = 24.0,
 ) -> RatesOut:
     now = context.clock()
-    figures = rates(context.store, since or now - timedelta(days=30), until=until or now,
+    figures = rates(context.store, city_time(since) if since else now - timedelta(days=30),
+                    until=city_time(until) if until else now,
                     response_hours=response_hours)
     return RatesOut.model_validate(figures.as_dict())
 
@@ -235,6 +256,16 @@ def get_rates(
 # ---- helpers ----------------------------------------------------------------------------------------------------
 def _may_see(principal: Principal, ticket: Ticket) -> bool:
     return principal.role is not Role.DEPARTMENT or ticket.department == principal.department
+
+
+def _check_department(routing: DecisionTableRouter, ticket_id: str, action: Action, name: str | None) -> None:
+    """A department outside the active rules' directory is on no department's queue: 422 naming the closest."""
+    if name is None or not name.strip():
+        return  # the lifecycle says a department is required
+    try:
+        check_department(routing.rules.current().directory, name.strip())
+    except DeskFormError as error:
+        raise InvalidTransitionRequest(ticket_id, action, str(error)) from None
 
 
 def _not_found(ticket_id: str) -> HTTPException:
@@ -251,7 +282,3 @@ def _page(context: Context, query: Select[Ticket], limit: int, offset: int, now:
 def _result(context: Context, result: TransitionResult) -> ActionResult:
     return ActionResult(ticket=TicketOut.of(result.ticket, context.clock()),
                         transitions=[TransitionOut.of(t) for t in result.transitions])
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

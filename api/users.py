@@ -11,14 +11,28 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, String, select
 from sqlalchemy.exc import IntegrityError
 
-from tickets.models import ApiUser
+from tickets.models import ApiUser, Open311Request, TicketAttachment, TicketTransition
 from tickets.store import TicketStore
 
 TOKEN_PREFIX = "hl_"
+
+
+def _length(column: ColumnElement[Any]) -> int:
+    kind = column.type
+    if not isinstance(kind, String) or kind.length is None:
+        raise TypeError(f"{column} is not a String column with a length")
+    return kind.length
+
+
+# the audit columns that keep a user's actor name (the consoles' and the assist store's are as long);
+# PostgreSQL refuses a longer one, so every action of such a user would fail
+ACTOR_LENGTH = min(_length(c) for c in (TicketTransition.__table__.c.actor, TicketAttachment.__table__.c.created_by,
+                                        Open311Request.__table__.c.submitted_by))
 
 
 class Role(StrEnum):
@@ -70,6 +84,7 @@ def add_user(store: TicketStore, name: str, role: Role | str, department: str | 
         raise UserError("a department user needs --department (the department's name as tickets carry it)")
     if role is not Role.DEPARTMENT and department:
         raise UserError(f"only department users belong to a department, not {role.value} users")
+    _check_actor_length(Principal(0, name, role, department))
     token = new_token()
     user = ApiUser(name=name, role=role.value, department=department, token_hash=hash_token(token),
                    created_at=datetime.now(UTC))
@@ -79,6 +94,14 @@ def add_user(store: TicketStore, name: str, role: Role | str, department: str | 
     except IntegrityError:
         raise UserError(f"a user named {name!r} exists already") from None
     return _principal(user), token
+
+
+def _check_actor_length(principal: Principal) -> None:
+    actor = principal.actor
+    if len(actor) > ACTOR_LENGTH:
+        what = "name and department" if principal.department else "name"
+        raise UserError(f"{what} too long: the audit trail names this user {actor!r}, {len(actor)} characters, "
+                        f"and keeps at most {ACTOR_LENGTH}; shorten the {what} by {len(actor) - ACTOR_LENGTH}")
 
 
 def authenticate(store: TicketStore, token: str) -> Principal | None:

@@ -230,7 +230,7 @@ def check_department(directory: Directory, name: str) -> None:
         return
     close = difflib.get_close_matches(name, list(directory.by_name), n=CLOSE_MATCHES, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else ""
-    raise DeskFormError(f"'{name}' is not a department of the active rules' directory (form field 'department')"
+    raise DeskFormError(f"'{name}' is not a department of the active rules' directory (field 'department')"
                         f"{hint}")
 
 

@@ -44,6 +44,8 @@ def test_users_commands(settings: Settings) -> None:
     assert runner.invoke(users_app, ["revoke", "wang"]).exit_code != 0
     with pytest.raises(typer.BadParameter, match="unknown role"):
         users_add(settings, "x", "mayor")
+    too_long = runner.invoke(users_app, ["add", "w" * 110, "--role", "department", "--department", A3])
+    assert too_long.exit_code != 0 and "name and department too long" in too_long.output
 
 
 def test_overdue_sweep_function(settings: Settings) -> None:

@@ -9,15 +9,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import update
+from sqlalchemy.exc import DataError, OperationalError
 
 from api.users import UserError, add_user, authenticate, list_users, revoke_user, rotate_token
+from consoles.ticket_desk import column_length
+from contracts import DispatchDecision, Priority, Source
 from hotline.settings import REPO_ROOT, Settings
+from tickets import TicketStore
 from tickets.lifecycle import Lifecycle
+from tickets.models import Ticket, TicketTransition
 
+from ..postgres_server import postgres_server
 from .conftest import A3, A5, Api
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+ACTOR_LENGTH = column_length(TicketTransition.__table__.c.actor)
 
 
 def test_a_department_works_its_queue_through_to_a_verified_closed_ticket(api: Api) -> None:
@@ -304,3 +311,99 @@ def test_a_reopen_to_dispatch_without_a_department_name_is_refused(api: Api) -> 
     r = api.client.post(f"/api/tickets/{ticket_id}/verify", headers=api.auth("agent"), json={
         "satisfied": False, "reason": "没修好", "reopen_to": "dispatched", "department": "   "})
     assert r.status_code == 422 and "a department is required" in r.json()["detail"]
+
+
+def _resolved(api: Api) -> str:
+    ticket_id = api.ticket()
+    for action, body in (("accept", None), ("start", None), ("resolve", {"note": "已清运"})):
+        r = api.client.post(f"/api/tickets/{ticket_id}/{action}", headers=api.auth("a3"), json=body)
+        assert r.status_code == 200, r.text
+    return ticket_id
+
+
+def test_a_department_outside_the_active_rules_directory_is_refused_naming_the_closest(api: Api) -> None:
+    c, m = api.client, api.auth("manager")
+    pending = api.ticket(department=None)
+    r = c.post(f"/api/tickets/{pending}/assign", headers=m, json={"department": "A3区城管局"})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert (body["ticket_id"], body["action"]) == (pending, "assign")
+    assert "'A3区城管局' is not a department" in body["detail"] and "closest: A3区城市管理局" in body["detail"]
+
+    returned = api.ticket()
+    r = c.post(f"/api/tickets/{returned}/return", headers=api.auth("a3"), json={"reason": "非本单位"})
+    assert r.status_code == 200
+    r = c.post(f"/api/tickets/{returned}/reassign", headers=m, json={"department": "A5区住建局", "reason": "改派"})
+    assert r.status_code == 422 and "closest: A5区住房和城乡建设局" in r.json()["detail"]
+
+    resolved = _resolved(api)
+    r = c.post(f"/api/tickets/{resolved}/verify", headers=api.auth("agent"), json={
+        "satisfied": False, "reason": "仍积水", "reopen_to": "dispatched", "department": "A5区水务"})
+    assert r.status_code == 422 and r.json()["action"] == "reopen" and "closest: A5区水务局" in r.json()["detail"]
+
+    departments = [c.get(f"/api/tickets/{t}", headers=m).json()["department"] for t in (pending, returned, resolved)]
+    assert departments == [None, A3, A3]
+    assert [e.transition for e in api.events()] == ["return", "accept", "start", "resolve"]
+    r = c.post(f"/api/tickets/{pending}/assign", headers=m, json={"department": " A5区水务局 "})
+    assert r.status_code == 200 and r.json()["ticket"]["department"] == "A5区水务局"
+
+
+def test_a_user_whose_audit_name_outgrows_the_audit_columns_is_refused(api: Api) -> None:
+    long_name = "w" * (ACTOR_LENGTH - len(f"department:@{A3}") + 1)
+    refused = rf"^name and department too long: .* keeps at most {ACTOR_LENGTH}; shorten .* by 1$"
+    with pytest.raises(UserError, match=refused):
+        add_user(api.store, long_name, "department", A3)
+    with pytest.raises(UserError, match=r"^name too long"):
+        add_user(api.store, "m" * 120, "manager")
+    principal, _token = add_user(api.store, long_name[1:], "department", A3)
+    assert len(principal.actor) == ACTOR_LENGTH
+    assert long_name[1:] in {u.name for u in list_users(api.store)}
+
+
+@pytest.mark.slow
+def test_on_postgresql_the_longest_audit_name_accepted_can_act() -> None:
+    with postgres_server() as url:
+        store = TicketStore(url)
+        try:
+            principal, _token = add_user(store, "w" * (ACTOR_LENGTH - len(f"department:@{A3}")), "department", A3)
+            decision = DispatchDecision(
+                decision_id="d1", source=Source.HOTLINE, source_event_id="call:c1", decided_at=datetime.now(UTC),
+                title="垃圾堆积", description="小区门口垃圾堆积", category="城乡建设", district="A3区",
+                department=A3, priority=Priority.NORMAL, deadline_hours=72, rule_id="t", rules_version="test")
+            ticket_id = store.create_from_decision(decision).ticket.id
+            lifecycle = Lifecycle(store, None)
+            with pytest.raises(DataError):  # why a longer name is refused: no action of its user could be recorded
+                lifecycle.accept(ticket_id, principal.actor + "w", as_department=A3)
+            accepted = lifecycle.accept(ticket_id, principal.actor, as_department=A3)
+            assert accepted.transitions[0].actor == principal.actor
+        finally:
+            store.engine.dispose()
+
+
+def test_zone_less_search_and_rates_times_are_the_city_s(api: Api) -> None:
+    c, m = api.client, api.auth("manager")
+    api.clock.now = datetime(2026, 3, 1, 17, 0, tzinfo=UTC)  # 01:00 on 2 March in the city
+    ticket_id = _resolved(api)
+    r = c.post(f"/api/tickets/{ticket_id}/verify", headers=api.auth("agent"), json={"satisfied": True})
+    assert r.status_code == 200
+    with api.store.session() as session, session.begin():
+        session.execute(update(Ticket).where(Ticket.id == ticket_id).values(created_at=api.clock.now))
+
+    def found(**params: str) -> list[str]:
+        r = c.get("/api/tickets", params=params, headers=m)
+        assert r.status_code == 200, r.text
+        return [t["id"] for t in r.json()["items"]]
+
+    assert found(created_from="2026-03-02T00:00:00", created_to="2026-03-02T02:00:00") == [ticket_id]
+    assert found(created_from="2026-03-02T02:00:00") == []
+    assert found(created_to="2026-03-02T00:30:00") == []
+    assert found(created_from="2026-03-01T16:00:00Z", created_to="2026-03-01T17:00:01+00:00") == [ticket_id]
+    rates = c.get("/api/rates", params={"since": "2026-03-02T00:00:00", "until": "2026-03-02T02:00:00"}, headers=m)
+    assert rates.status_code == 200 and rates.json()["satisfaction"]["denominator"] == 1, rates.text
+    assert rates.json()["since"].startswith("2026-03-01T16:00:00")
+
+    schema = c.get("/openapi.json").json()
+    for path, name in (("/api/tickets", "created_from"), ("/api/tickets", "created_to"), ("/api/rates", "since"),
+                       ("/api/rates", "until")):
+        [parameter] = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == name]
+        assert "without a zone is the city's time (Asia/Shanghai)" in parameter["description"], (path, name)

@@ -12,6 +12,7 @@ from classifiers.assist_store import AssistStore
 from consoles.auth import COOKIE, CSRF_HEADER, csrf_token
 from consoles.models import DirectAnswer
 from contracts import HotlineTranscript, Topic
+from dispatch_rules.router import DecisionTableRouter
 from tickets.migrate import alembic_config, upgrade_database
 from tickets.store import make_engine
 
@@ -82,6 +83,31 @@ def test_a_call_for_a_ticket_goes_on_the_transcripts_topic_masked(console_app: C
     published = HotlineTranscript.model_validate_json(record.value)
     assert published.call_id == out["call_id"] and "13812345678" not in published.text
     assert published.caller_phone != "13812345678"
+
+
+def test_a_call_id_already_ticketed_with_another_text_is_refused_not_dropped(console_app: ConsoleApp,
+                                                                            client: TestClient) -> None:
+    call = {"text": GARBAGE + "我的电话13812345678", "call_id": "live-reused", "answered_directly": False}
+    assert client.post("/api/calls", headers=console_app.auth("agent"), json=call).status_code == 200
+    _ticket_as_the_pipeline_would(console_app)
+    [ticket] = console_app.store.list(source="hotline")
+
+    retry = client.post("/api/calls", headers=console_app.auth("agent"), json=call)
+    assert retry.status_code == 200 and retry.json()["status"] == "submitted"  # the same call again: idempotent
+    other = client.post("/api/calls", headers=console_app.auth("agent"),
+                        json=call | {"text": "A5区和平路路灯不亮已经一周了，晚上出行很危险。"})
+    assert other.status_code == 409, other.text
+    assert other.json()["detail"].startswith(f"call live-reused is already ticket {ticket.id} with another text")
+    assert console_app.bus.count(Topic.TRANSCRIPTS) == 2  # the other text was not published
+
+
+def _ticket_as_the_pipeline_would(console_app: ConsoleApp) -> None:
+    """Classify, route and ticket the published calls, as the classify, dispatch and ticketing stages do."""
+    intelligence = console_app.app.state.text_intelligence
+    routing = DecisionTableRouter.published(console_app.store.engine)
+    for record in console_app.bus.records(Topic.TRANSCRIPTS):
+        call = intelligence.classify(HotlineTranscript.model_validate_json(record.value))
+        console_app.store.create_from_decision(routing.route_call(call))
 
 
 def test_a_directly_answered_call_is_recorded_and_makes_no_ticket(console_app: ConsoleApp,
