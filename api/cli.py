@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,6 +14,11 @@ from hotline.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from tickets.store import TicketStore
+
+# query parameters that carry a credential (Open311 takes the API token as ?api_key=), and our tokens anywhere
+_SECRET_PARAMETER = re.compile(r"(?i)([?&](?:api_key|apikey|key|token|access_token|auth|password|secret)=)[^&\s\"]*")
+_TOKEN = re.compile(r"\bhl_[A-Za-z0-9_-]{16,}")
+REDACTED = "[redacted]"
 
 users_app = typer.Typer(help="API users and their bearer tokens.", no_args_is_help=True)
 console = Console()
@@ -61,13 +68,13 @@ def users_revoke_command(name: Annotated[str, typer.Argument()]) -> None:
     from api.users import revoke_user
 
     if not revoke_user(_store(get_settings()), name):
-        raise typer.BadParameter(f"no active user named {name!r}")
-    console.print(f"revoked {name}")
+        raise typer.BadParameter(f"no active user named {name.strip()!r}")
+    console.print(f"revoked {name.strip()}")
 
 
 @users_app.command("rotate")
 def users_rotate_command(name: Annotated[str, typer.Argument()]) -> None:
-    """Give a user a new token (printed once); the old one stops working."""
+    """Give a user a new token (printed once); the old one stops working. A revoked user is reactivated."""
     from api.users import UserError, rotate_token
 
     try:
@@ -94,7 +101,30 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     if isinstance(text, str):
         console.print(f"[yellow]agent assist unavailable:[/] {text}")
     app = create_app(settings, text_intelligence=None if isinstance(text, str) else text)
+    redact_access_log()
     uvicorn.run(app, host=host, port=port, log_config=None)
+
+
+class RedactSecrets(logging.Filter):
+    """Keeps the access log, without the credentials a request line can carry in its query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+def redact(line: str) -> str:
+    return _TOKEN.sub(REDACTED, _SECRET_PARAMETER.sub(rf"\1{REDACTED}", line))
+
+
+def redact_access_log() -> None:
+    """uvicorn logs every request line, query string included, to `uvicorn.access`."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSecrets) for f in access.filters):
+        access.addFilter(RedactSecrets())
 
 
 def escalate_overdue_command() -> None:

@@ -92,8 +92,18 @@ def add_user(store: TicketStore, name: str, role: Role | str, department: str | 
         with store.session() as session, session.begin():
             session.add(user)
     except IntegrityError:
-        raise UserError(f"a user named {name!r} exists already") from None
+        raise UserError(_taken(store, name)) from None
     return _principal(user), token
+
+
+def _taken(store: TicketStore, name: str) -> str:
+    """Why a name cannot be added: a revoked user keeps it (its audit trail names it) and can be brought back."""
+    with store.session() as session:
+        user = session.scalars(select(ApiUser).where(ApiUser.name == name)).first()
+    if user is not None and user.revoked_at is not None:
+        return (f"a user named {name!r} was revoked (`hotline users list --revoked`); names are not reused, so "
+                f"`hotline users rotate {name}` gives that user (role {user.role}) a new token and reactivates it")
+    return f"a user named {name!r} exists already"
 
 
 def _check_actor_length(principal: Principal) -> None:
@@ -125,6 +135,7 @@ def list_users(store: TicketStore, include_revoked: bool = False) -> list[ApiUse
 
 def revoke_user(store: TicketStore, name: str) -> bool:
     """Revoke a user's token; False when there is no such active user."""
+    name = name.strip()
     with store.session() as session, session.begin():
         user = session.scalars(select(ApiUser).where(ApiUser.name == name, ApiUser.revoked_at.is_(None))).first()
         if user is None:
@@ -134,13 +145,15 @@ def revoke_user(store: TicketStore, name: str) -> bool:
 
 
 def rotate_token(store: TicketStore, name: str) -> str:
-    """A new token for an active user; the old one stops working."""
+    """A new token for a user; the old one stops working. A revoked user is reactivated with it."""
+    name = name.strip()
     token = new_token()
     with store.session() as session, session.begin():
-        user = session.scalars(select(ApiUser).where(ApiUser.name == name, ApiUser.revoked_at.is_(None))).first()
+        user = session.scalars(select(ApiUser).where(ApiUser.name == name)).first()
         if user is None:
-            raise UserError(f"no active user named {name!r}")
+            raise UserError(f"no user named {name!r}")
         user.token_hash = hash_token(token)
+        user.revoked_at = None
     return token
 
 

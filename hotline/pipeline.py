@@ -51,8 +51,11 @@ def build_pipeline(settings: Settings, store: TicketStore) -> Pipeline:
         stages.extend(make_assist_stages(text.assistant))
     else:
         disabled["assist"] = text
-        stages.append(make_classify_stage(load_baseline(settings), settings.classifier.min_confidence,
-                                          settings.classifier.top_k))
+        baseline = load_baseline(settings)
+        if settings.classifier.model is ModelChoice.E5:
+            log.warning("classifier_model_unavailable", configured=ModelChoice.E5.value, classifying_with=baseline.name,
+                        reason=f"{text}; until then the baseline runs alone (HOTLINE_CLASSIFIER__MODEL is ignored)")
+        stages.append(make_classify_stage(baseline, settings.classifier.min_confidence, settings.classifier.top_k))
     detect = _detect_stage(settings)
     if isinstance(detect, str):
         disabled["detect"] = detect

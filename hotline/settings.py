@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,10 +20,22 @@ from pydantic_settings import (
 from contracts import Topic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_ENV = "HOTLINE_CONFIG"
+ENV_PREFIX = "HOTLINE_"
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-class KafkaSettings(BaseModel):
+class SettingsError(ValueError):
+    """The settings cannot be read (a missing or unreadable config file); the message says which and why."""
+
+
+class NestedSettings(BaseModel):
+    """A table of settings: a misspelt key is refused, as at the top level, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(NestedSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = ""
     partitions: int = 4
@@ -61,7 +74,7 @@ class KafkaSettings(BaseModel):
         return self.security_protocol in ("SSL", "SASL_SSL")
 
 
-class LimitSettings(BaseModel):
+class LimitSettings(NestedSettings):
     max_text_message_bytes: int = 256 * 1024
     max_frame_message_bytes: int = 8 * 1024 * 1024
     max_frame_pixels: int = 40_000_000
@@ -75,7 +88,7 @@ class ModelChoice(StrEnum):
     E5 = "e5"
 
 
-class ClassifierSettings(BaseModel):
+class ClassifierSettings(NestedSettings):
     model: ModelChoice = Field(ModelChoice.ENSEMBLE, description=(
         "Which model names the category. ensemble: the baseline's and e5's probabilities averaged (falls back to "
         "the baseline while e5 is not built); e5 always gives the embeddings when built."))
@@ -84,7 +97,7 @@ class ClassifierSettings(BaseModel):
     top_k: int = 3
 
 
-class AssistSettings(BaseModel):
+class AssistSettings(NestedSettings):
     """What the agent is shown beside a call. The two scores are the repeat-report score (classifiers/lexical.py);
     both defaults were fixed on 150 hand-labelled message pairs and measured on 80 others
     (tests/classifiers/duplicate_gold.yaml, `hotline eval duplicates`)."""
@@ -98,7 +111,7 @@ class AssistSettings(BaseModel):
     similar_limit: int = Field(5, ge=1, le=50)
 
 
-class VisionSettings(BaseModel):
+class VisionSettings(NestedSettings):
     detector_model: Path = REPO_ROOT / "vision" / "models" / "urban-yolo.onnx"
     # low on purpose: the committed CPU-trained detector is under-confident; zones set the real thresholds
     score_threshold: float = Field(0.10, ge=0, le=1)
@@ -108,7 +121,7 @@ class VisionSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     data_dir: Path = REPO_ROOT / "var"
     shared_dir: Path = REPO_ROOT.parent / "shared"
@@ -116,7 +129,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default is a SQLite file in data_dir.")
     cameras_file: Path = REPO_ROOT / "vision" / "cameras.yaml"
     log_format: Literal["console", "json"] = "console"
-    log_level: str = "INFO"
+    log_level: LogLevel = Field("INFO", description="debug, info, warning, error or critical (any case).")
     rules_refresh_seconds: float = Field(5.0, gt=0, description="How often workers look for newly published rules.")
     outbox_relay_seconds: float = Field(5.0, gt=0, description=(
         "How often the API publishes ticket events left in the outbox (after a broker outage or a crash)."))
@@ -128,6 +141,11 @@ class Settings(BaseSettings):
     classifier: ClassifierSettings = ClassifierSettings()
     assist: AssistSettings = AssistSettings()
     vision: VisionSettings = VisionSettings()
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_name(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(
@@ -141,7 +159,7 @@ class Settings(BaseSettings):
         config_file = os.environ.get(CONFIG_ENV)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+            sources.append(_toml_source(settings_cls, Path(config_file)))
         return tuple(sources)
 
     @property
@@ -173,6 +191,38 @@ class Settings(BaseSettings):
         return f"{self.kafka.topic_prefix}{topic.value}"
 
 
+def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
+    """The config file's settings; pydantic-settings would silently skip a file that is not there."""
+    if not path.is_file():
+        problem = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise SettingsError(f"{CONFIG_ENV} names {path}, which {problem}")
+    try:
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SettingsError(f"{CONFIG_ENV} names {path}, which cannot be read as TOML: {error}") from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def describe_settings_error(error: SettingsError | ValidationError) -> str:
+    """One line: each refused setting by its key and its environment variable."""
+    if isinstance(error, SettingsError):
+        return str(error)
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        variable = ENV_PREFIX + "__".join(str(part) for part in item["loc"]).upper()
+        what = "no such setting (misspelt?)" if item["type"] == "extra_forbidden" else item["msg"]
+        problems.append(f"{key} ({variable}): {what}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def settings_or_exit() -> Settings:
+    """The process's settings, or exit with a one-line error instead of a traceback."""
+    try:
+        return get_settings()
+    except (SettingsError, ValidationError) as error:
+        raise SystemExit(f"error: {describe_settings_error(error)}") from None

@@ -15,7 +15,7 @@ import structlog
 
 from hotline.logging import configure_logging
 from hotline.pipeline import build_pipeline, open_store
-from hotline.settings import Settings
+from hotline.settings import Settings, settings_or_exit
 from streams.faust_app import make_faust_app
 from streams.kafka import ensure_topics
 
@@ -56,6 +56,14 @@ def run_worker(settings: Settings) -> None:
         store.engine.dispose()
 
 
+def refuse_embedded(settings: Settings) -> None:
+    """A worker on the embedded transport would idle while ingest fills the local journal: stop at once."""
+    if settings.transport != "kafka":
+        raise SystemExit(f"error: the worker runs the stages on Kafka, but HOTLINE_TRANSPORT is "
+                         f"{settings.transport!r}: set HOTLINE_TRANSPORT=kafka (and HOTLINE_KAFKA__BOOTSTRAP_SERVERS), "
+                         "or use `hotline run` for the embedded transport")
+
+
 def quiet_client_logs(level: str) -> None:
     """kafka-python and aiokafka log every connection at INFO; keep them to warnings unless debugging."""
     if logging.getLevelName(level.upper()) != logging.DEBUG:
@@ -64,8 +72,9 @@ def quiet_client_logs(level: str) -> None:
 
 
 def main() -> None:
-    settings = Settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
+    refuse_embedded(settings)
     run_worker(settings)
 
 

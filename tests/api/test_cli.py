@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from api.cli import escalate_overdue, users_add, users_app
+from api.cli import REDACTED, escalate_overdue, serve, users_add, users_app
 from api.users import authenticate
 from contracts import DispatchDecision, Priority, Source, TicketEvent, Topic
 from hotline.pipeline import open_embedded_bus, open_store
@@ -90,3 +96,60 @@ def test_relay_events_publishes_what_a_crash_left_in_the_outbox(settings: Settin
     finally:
         bus.close()
     assert (event.ticket_id, event.transition) == (ticket_id, "accept")
+
+
+def test_a_revoked_users_name_is_explained_and_rotate_brings_the_user_back(settings: Settings) -> None:
+    runner = CliRunner()
+    token = runner.invoke(users_app, ["add", " zhao ", "--role", "manager"]).output.strip()
+    assert runner.invoke(users_app, ["revoke", " zhao "]).exit_code == 0
+    assert authenticate(open_store(settings), token) is None
+    again = runner.invoke(users_app, ["add", "zhao", "--role", "manager"])
+    assert again.exit_code != 0 and "was revoked" in again.output and "hotline users rotate zhao" in again.output
+    rotated = runner.invoke(users_app, ["rotate", "zhao "])
+    assert rotated.exit_code == 0, rotated.output
+    principal = authenticate(open_store(settings), rotated.output.strip())
+    assert principal is not None and (principal.name, principal.role) == ("zhao", "manager")
+    assert "zhao" in runner.invoke(users_app, ["list"]).output
+    taken = runner.invoke(users_app, ["add", "zhao", "--role", "agent"])
+    assert taken.exit_code != 0 and "exists already" in taken.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_access_log_keeps_request_lines_but_not_tokens(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    import uvicorn
+
+    token = users_add(settings, "open311-intake", "agent")
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def run_in_background(app: Any, host: str, port: int, log_config: Any) -> None:
+        """What `hotline api` runs, in a thread so the test can send it a request."""
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=log_config))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    monkeypatch.setattr(uvicorn, "run", run_in_background)
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    port = _free_port()
+    serve(settings, port=port)
+    [(server, thread)] = servers
+    try:
+        base = f"http://127.0.0.1:{port}/open311/v2/requests.json"
+        assert httpx.get(f"{base}?api_key={token}&status=open").status_code == 200
+        assert httpx.get(f"{base}?token={token}").status_code in (401, 403)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert len(lines) == 2 and all("GET /open311/v2/requests.json?" in line for line in lines)
+    assert all(token not in line and token[3:20] not in line for line in lines)
+    assert f"?api_key={REDACTED}&status=open" in lines[0] and f"?token={REDACTED}" in lines[1]
