@@ -15,7 +15,7 @@ from hotline.settings import Settings, get_settings
 def run(messages: int) -> dict[str, float]:
     source = get_settings()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), shared_dir=source.shared_dir)
+        settings = bench_settings(source, Path(tmp))
         settings.models_dir.mkdir(parents=True)
         for file in source.models_dir.glob(f"{Path(BASELINE_MODEL_FILE).stem}*"):
             (settings.models_dir / file.name).write_bytes(file.read_bytes())
@@ -43,6 +43,13 @@ def run(messages: int) -> dict[str, float]:
         "end_to_end_per_s": report.accepted / (finished - started),
         **stage_rates,
     }
+
+
+def bench_settings(source: Settings, tmp: Path) -> Settings:
+    """Everything the bench writes stays in `tmp`: the journal, and the ticket database, which HOTLINE_DATABASE_URL
+    or the config file would otherwise point at the deployment's own."""
+    return Settings(data_dir=tmp, shared_dir=source.shared_dir, transport="embedded",
+                    database_url=f"sqlite:///{tmp / 'tickets.sqlite3'}")
 
 
 def main() -> None:

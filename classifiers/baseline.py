@@ -9,10 +9,13 @@ logistic regression here is under-confident, so its logits are divided by a temp
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import joblib
 import numpy as np
@@ -84,11 +87,20 @@ class BaselineClassifier:
         return cls(pipeline, card), report
 
     def save(self, path: Path) -> None:
+        """Both files are written whole under temporary names, then renamed into place, the card last (the old card
+        goes first): an interrupted save leaves the old pair, or a model without a card, which setup retrains."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self._pipeline, path)
-        path.with_suffix(".card.json").write_text(
-            json.dumps(asdict(self.card), ensure_ascii=False, indent=2), encoding="utf-8"
-        )
+        card_path = path.with_suffix(".card.json")
+        card = json.dumps(asdict(self.card), ensure_ascii=False, indent=2).encode("utf-8")
+        model_file = _written_aside(path, lambda file: joblib.dump(self._pipeline, file))
+        try:
+            card_file = _written_aside(card_path, lambda file: file.write(card))
+        except BaseException:
+            model_file.unlink(missing_ok=True)
+            raise
+        card_path.unlink(missing_ok=True)
+        os.replace(model_file, path)
+        os.replace(card_file, card_path)
 
     @classmethod
     def load(cls, path: Path) -> BaselineClassifier:
@@ -100,6 +112,20 @@ class BaselineClassifier:
         if not path.exists():
             raise FileNotFoundError(f"no baseline classifier at {path}; run `hotline setup` to train it")
         return ModelCard(**json.loads(path.with_suffix(".card.json").read_text(encoding="utf-8")))
+
+
+def _written_aside(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """A temporary file beside `path`, written whole and synced to disk, for os.replace to put in place."""
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
 
 
 def _fit(rows: list[LabelledText]) -> Pipeline:

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import structlog
 
 from classifiers.data import message_text
 from classifiers.lexical import LexicalSimilarity
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
+log = structlog.get_logger(__name__)
 
 _ORG_SUFFIX = r"(?:人民政府|街道办事处|委员会|管理局|分局|局|委|办公室|政府|管理处|大队|支队|中心)"
 _ORG = rf"((?:[A-Z]\d{{0,2}}[市区县]|[省市区县])?[\u4e00-\u9fff]{{1,14}}?{_ORG_SUFFIX})"
@@ -91,12 +95,38 @@ def cached_embeddings(encoder: Encoder, texts: list[str], keys: list[str], cache
         digest.update(key.encode())
     cache = cache_dir / f"{prefix}-{digest.hexdigest()[:16]}.npy"
     if cache.exists():
-        loaded: FloatArray = np.load(cache)
-        return loaded
+        loaded = _load_cache(cache, len(texts))
+        if loaded is not None:
+            return loaded
     embeddings = encoder.encode(texts).astype(np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(cache, embeddings)
+    _save_atomically(cache, embeddings)
     return embeddings
+
+
+def _load_cache(cache: Path, rows: int) -> FloatArray | None:
+    """The cached embeddings, or None (logged) for a damaged cache, which is then rebuilt."""
+    try:
+        loaded: FloatArray = np.load(cache, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        log.warning("embedding_cache_unreadable", path=str(cache), error=f"{type(error).__name__}: {error}")
+        return None
+    if loaded.ndim != 2 or len(loaded) != rows:
+        log.warning("embedding_cache_unreadable", path=str(cache), error=f"shape {loaded.shape}, {rows} rows expected")
+        return None
+    return loaded
+
+
+def _save_atomically(cache: Path, embeddings: FloatArray) -> None:
+    """Written whole under a temporary name, then renamed: a reader never sees half a file."""
+    handle, temporary = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, embeddings)
+        os.replace(temporary, cache)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 class KnowledgeIndex:

@@ -14,7 +14,8 @@ from rich.table import Table
 from api.cli import escalate_overdue_command, relay_events_command, serve_command, users_app
 from dispatch_rules.cli import rules_app
 from hotline.logging import configure_logging
-from hotline.settings import REPO_ROOT, ModelChoice, Settings, get_settings
+from hotline.settings import REPO_ROOT, ModelChoice, Settings, get_settings, settings_or_exit
+from tickets.models import TicketStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from classifiers.e5_model import E5IntentClassifier
     from classifiers.lexical import LexicalSimilarity
     from classifiers.stage import IntentModel
+    from hotline.ingest import IngestReport
+    from streams import EmbeddedBus
 
 DUPLICATE_GOLD = REPO_ROOT / "tests" / "classifiers" / "duplicate_gold.yaml"
 _Row = TypeVar("_Row")
@@ -47,7 +50,7 @@ console = Console(width=None if Console().is_terminal else 200)
 
 @app.callback()
 def _main() -> None:
-    settings = get_settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
 
 
@@ -66,9 +69,11 @@ def _setup(settings: Settings, force: bool = False) -> None:
     upgrade_database(settings.resolved_database_url)
     console.print(f"ticket database ready: {settings.resolved_database_url}")
     model_path = settings.models_dir / BASELINE_MODEL_FILE
-    if model_path.exists() and not force and BaselineClassifier.read_card(model_path).calibrated:
+    why_train = "asked to by --force" if force else _why_train_baseline(model_path)
+    if why_train is None:
         console.print(f"baseline classifier present: {model_path}")
     else:
+        console.print(f"training the baseline classifier: {why_train}")
         training_csv = settings.hotline_data_dir / "messages_train.csv"
         with console.status(f"training the baseline classifier on {training_csv} ..."):
             classifier, report = BaselineClassifier.train(training_csv)
@@ -77,6 +82,20 @@ def _setup(settings: Settings, force: bool = False) -> None:
         console.print(f"held-out raw rows: accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f} "
                       f"(n={report.n}); confidence temperature {classifier.card.temperature:.3f}")
     _setup_e5(settings, force)
+
+
+def _why_train_baseline(model_path: Path) -> str | None:
+    """Why the baseline must be (re)trained, or None when a whole, calibrated one is there."""
+    from classifiers import BaselineClassifier
+
+    if not model_path.exists():
+        return f"none at {model_path}"
+    try:
+        card = BaselineClassifier.load(model_path).card
+    # an interrupted save can leave any kind of damage (missing card, truncated pickle): all of it means retrain
+    except Exception as error:
+        return f"the one at {model_path} is unreadable ({type(error).__name__}: {error})"
+    return None if card.calibrated else f"the one at {model_path} predates confidence calibration"
 
 
 def _setup_e5(settings: Settings, force: bool) -> None:
@@ -305,17 +324,26 @@ def ingest_transcripts_command(
     limit: Annotated[int | None, typer.Option(help="Only the first N rows.")] = None,
 ) -> None:
     """Publish transcripts (our columns, or the 留言编号/留言主题/留言详情 export) to the transcripts topic."""
-    from hotline.ingest import ingest_transcripts
+    from hotline.ingest import IngestReport, ingest_transcripts
     from hotline.pipeline import open_transport
 
     transport = open_transport(get_settings())
+    report = IngestReport()
     try:
-        report = ingest_transcripts(transport, path, limit)
+        ingest_transcripts(transport, path, limit, report=report)
     except UnicodeDecodeError:
-        _fail(f"{path.name} is neither UTF-8 nor GB18030 text")
+        _fail(f"{path.name} is neither UTF-8 nor GB18030 text; {_accepted_before(report)}")
+    except BaseException:
+        typer.echo(f"ingest stopped: {_accepted_before(report)}", err=True)
+        raise
     finally:
         transport.close()
     console.print(f"transcripts accepted: {report.accepted}, rejected to dead letters: {report.rejected}")
+
+
+def _accepted_before(report: IngestReport) -> str:
+    return (f"the {report.accepted} transcripts accepted ({report.rejected} rejected) before that point are kept, "
+            "as rows are committed in chunks; the rest of the file was not ingested")
 
 
 @ingest_app.command("frames")
@@ -347,11 +375,22 @@ def run(follow: Annotated[bool, typer.Option(help="Keep running and wait for new
 
 
 def _run_embedded(settings: Settings, follow: bool = False) -> None:
-    import threading
-
-    from hotline.pipeline import build_pipeline, open_embedded_bus, open_store
+    from hotline.pipeline import open_embedded_bus
 
     bus = open_embedded_bus(settings)
+    try:
+        _drive_embedded(settings, bus, follow)
+    except KeyboardInterrupt:
+        console.print("stopped (Ctrl-C): what was processed is committed; the rest waits for the next run")
+    finally:
+        bus.close()
+
+
+def _drive_embedded(settings: Settings, bus: EmbeddedBus, follow: bool) -> None:
+    import threading
+
+    from hotline.pipeline import build_pipeline, open_store
+
     pipeline = build_pipeline(settings, open_store(settings))
     for name, reason in pipeline.disabled.items():
         console.print(f"[yellow]stage {name} not running:[/] {reason}")
@@ -362,21 +401,18 @@ def _run_embedded(settings: Settings, follow: bool = False) -> None:
         processed = bus.run_until_idle(pipeline.stages, lambda n: progress.advance(task, n))
     console.print(f"processed {processed} messages")
     if follow:
-        stop = threading.Event()
         console.print("following new messages; Ctrl-C to stop")
-        try:
-            bus.run_forever(pipeline.stages, stop)
-        except KeyboardInterrupt:
-            stop.set()
-    bus.close()
+        bus.run_forever(pipeline.stages, threading.Event())
 
 
 @app.command()
 def worker() -> None:
     """Run the stages as a faust worker on Kafka (start several: they share partitions in one group)."""
-    from hotline.worker import run_worker
+    from hotline.worker import refuse_embedded, run_worker
 
-    run_worker(get_settings())
+    settings = get_settings()
+    refuse_embedded(settings)
+    run_worker(settings)
 
 
 @app.command()
@@ -410,18 +446,18 @@ def demo(
 @tickets_app.command("list")
 def tickets_list(
     limit: Annotated[int, typer.Option()] = 30,
-    status: Annotated[str | None, typer.Option()] = None,
+    status: Annotated[TicketStatus | None, typer.Option(help="Only tickets in this status.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """The newest tickets."""
     _print_tickets(get_settings(), limit, status, as_json)
 
 
-def _print_tickets(settings: Settings, limit: int, status: str | None = None, as_json: bool = False) -> None:
+def _print_tickets(settings: Settings, limit: int, status: TicketStatus | None = None, as_json: bool = False) -> None:
     from hotline.pipeline import open_store
 
     store = open_store(settings)
-    tickets = store.list(limit=limit, status=status)
+    tickets = store.list(limit=limit, status=status.value if status else None)
     if as_json:
         for ticket in tickets:
             typer.echo(json.dumps(ticket.decision | {"ticket_id": ticket.id, "status": ticket.status},

@@ -10,9 +10,10 @@ import csv
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ _COLUMNS = {
     "caller_phone": ("caller_phone",),
     "district_hint": ("district_hint",),
 }
+# Rows per transaction: a huge file must not hold the journal's write lock (and stall `run --follow`) for its whole
+# length, and each chunk's rows are kept once it commits.
+CHUNK_ROWS = 1000
 IMAGE_SUFFIXES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 CITY_TZ = timezone(timedelta(hours=8))  # a time written without a zone is the city's
 # 2019-01-08, 2019/1/8 9:32, 2019.01.08 10:00:00, 2019年1月8日 10:00, 2026-11-23T10:00:00+08:00
@@ -46,16 +50,25 @@ class IngestReport:
     rejected: int = 0
 
 
-def ingest_transcripts(transport: Transport, path: Path, limit: int | None = None,
-                       channel: str = "web") -> IngestReport:
-    report = IngestReport()
-    with transport.batch():
-        _ingest_rows(transport, path, limit, channel, report)
-    return report
+def ingest_transcripts(transport: Transport, path: Path, limit: int | None = None, channel: str = "web",
+                       report: IngestReport | None = None) -> IngestReport:
+    """Publish a file's transcripts, committed CHUNK_ROWS rows at a time. `report` counts committed rows only: when
+    reading or publishing fails part-way, the chunks before are kept and counted in it, the failing one is not."""
+    report = report if report is not None else IngestReport()
+    rows = _rows(path, limit)
+    while True:
+        chunk = IngestReport()
+        with transport.batch():
+            _ingest_rows(transport, path, islice(rows, CHUNK_ROWS), channel, chunk)
+        report.accepted += chunk.accepted
+        report.rejected += chunk.rejected
+        if chunk.accepted + chunk.rejected < CHUNK_ROWS:
+            return report
 
 
-def _ingest_rows(transport: Transport, path: Path, limit: int | None, channel: str, report: IngestReport) -> None:
-    for line_no, row in _rows(path, limit):
+def _ingest_rows(transport: Transport, path: Path, rows: Iterable[tuple[int, Any]], channel: str,
+                 report: IngestReport) -> None:
+    for line_no, row in rows:
         try:
             if isinstance(row, Rejected):
                 raise row

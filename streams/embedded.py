@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS consumer_offsets (
 """
 
 
+# How long a write waits for another process's (an ingest's chunk, a follower's commit) before "database is locked"
+BUSY_TIMEOUT_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class JournalRecord:
     offset: int
@@ -53,7 +57,8 @@ class JournalRecord:
 class EmbeddedBus(Transport):
     def __init__(self, journal_path: Path, max_bytes: Callable[[Topic], int], batch_size: int = 64) -> None:
         journal_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(journal_path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(journal_path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                                   check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
@@ -68,13 +73,13 @@ class EmbeddedBus(Transport):
     @contextmanager
     def batch(self) -> Iterator[None]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._db.execute("BEGIN IMMEDIATE")
                 yield
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._db.execute("COMMIT")
 
     def read(self, topic: Topic | str, after_offset: int = 0, limit: int = 1000) -> list[JournalRecord]:
         with self._lock:
@@ -163,8 +168,8 @@ class EmbeddedBus(Transport):
 
     def _commit(self, stage: Stage, offset: int, outputs: Sequence[Output]) -> None:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._db.execute("BEGIN IMMEDIATE")
                 for output in outputs:
                     self._append(str(output.topic), output.partition_key, encode(output.value))
                 self._db.execute(
@@ -174,5 +179,11 @@ class EmbeddedBus(Transport):
                 )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
+
+    def _rollback(self) -> None:
+        """Only a transaction still open: an interrupt (Ctrl-C) that lands once COMMIT is done, or before BEGIN,
+        leaves none, and ROLLBACK would then fail and hide the interrupt."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")

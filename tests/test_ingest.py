@@ -4,13 +4,15 @@ in UTF-8 or GBK, JSONL; times as files write them; a refused row dead-lettered m
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from contracts import DeadLetter, HotlineTranscript, Topic
-from hotline.ingest import ingest_transcripts, read_transcripts
+from hotline.ingest import IngestReport, ingest_transcripts, read_transcripts
 from streams import EmbeddedBus
 
 
@@ -111,3 +113,83 @@ def test_jsonl_with_a_bom_and_lines_that_are_not_objects(tmp_path: Path) -> None
     report = ingest_transcripts(bus, path)
     bus.close()
     assert (report.accepted, report.rejected) == (1, 2)
+
+
+def _file_broken_at(path: Path, good_rows: int) -> Path:
+    """ASCII rows (so the GB18030 fallback reads them too), then a byte no encoding reads: the read fails part-way."""
+    rows = "".join(f"c{i},streetlight {i} on Road 7 is out\n" for i in range(good_rows))
+    path.write_bytes(b"call_id,text\n" + rows.encode() + b"c-bad,\xff\xff\n" + b"c-after,noise\n")
+    return path
+
+
+def test_a_file_that_fails_part_way_keeps_its_committed_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hotline.ingest
+
+    monkeypatch.setattr(hotline.ingest, "CHUNK_ROWS", 100)
+    path = _file_broken_at(tmp_path / "calls.csv", 2_000)
+    bus = EmbeddedBus(tmp_path / "journal.sqlite3", max_bytes=lambda _topic: 10**7)
+    report = IngestReport()
+    with pytest.raises(UnicodeDecodeError):
+        ingest_transcripts(bus, path, report=report)
+    kept = bus.count(Topic.TRANSCRIPTS)
+    bus.close()
+    assert 0 < report.accepted < 2_000 and report.accepted % 100 == 0  # whole chunks only
+    assert kept == report.accepted
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI configures logging for the process; put the test session's back."""
+    import logging
+
+    import structlog
+
+    root = logging.getLogger()
+    handlers, level, config = list(root.handlers), root.level, structlog.get_config()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_ingest_command_says_how_many_rows_it_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from hotline.cli import app
+    from hotline.settings import get_settings
+
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    path = _file_broken_at(tmp_path / "calls.csv", 5_000)
+    result = CliRunner().invoke(app, ["ingest", "transcripts", str(path)])
+    get_settings.cache_clear()
+    bus = EmbeddedBus(tmp_path / "data" / "journal.sqlite3", max_bytes=lambda _topic: 10**7)
+    kept = bus.count(Topic.TRANSCRIPTS)
+    bus.close()
+    assert result.exit_code == 1 and kept > 0
+    assert (f"calls.csv is neither UTF-8 nor GB18030 text; the {kept} transcripts accepted (0 rejected) before that "
+            "point are kept") in " ".join(result.output.split())
+
+
+def test_rows_are_committed_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hotline.ingest
+
+    monkeypatch.setattr(hotline.ingest, "CHUNK_ROWS", 3)
+    path = tmp_path / "calls.txt"
+    path.write_text("".join(f"call {i}\n" for i in range(7)), encoding="utf-8")
+    bus = EmbeddedBus(tmp_path / "journal.sqlite3", max_bytes=lambda _topic: 10**7)
+    batches = 0
+    opened = bus.batch
+
+    @contextmanager
+    def counted() -> Iterator[None]:
+        nonlocal batches
+        batches += 1
+        with opened():
+            yield
+
+    monkeypatch.setattr(bus, "batch", counted)
+    report = ingest_transcripts(bus, path)
+    assert (report.accepted, bus.count(Topic.TRANSCRIPTS), batches) == (7, 7, 3)
+    bus.close()

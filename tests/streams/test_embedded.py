@@ -3,18 +3,23 @@
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from contracts import DeadLetter, HotlineTranscript, TicketEvent, Topic
 from hotline.pipeline import build_pipeline, open_embedded_bus, open_store
 from hotline.settings import REPO_ROOT, Settings
+from streams import EmbeddedBus, Stage
 from streams.codec import encode
+from streams.stage import Output
 
 
 def _transcript(n: int) -> HotlineTranscript:
@@ -107,3 +112,101 @@ def test_encoded_messages_round_trip() -> None:
 @pytest.mark.parametrize("topic", list(Topic))
 def test_every_topic_has_a_size_limit(topic: Topic) -> None:
     assert Settings().max_message_bytes(topic) > 0
+
+
+def test_a_write_waits_out_another_process_holding_the_journal_longer_than_sqlites_default(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    bus = open_embedded_bus(settings)
+    other = sqlite3.connect(settings.journal_path, isolation_level=None, check_same_thread=False)  # an ingest
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(6.0, lambda: other.execute("COMMIT"))  # sqlite3's own default gives up after 5 s
+    release.start()
+    try:
+        bus.publish(Topic.TRANSCRIPTS, _transcript(1))
+    finally:
+        release.join()
+        other.close()
+    assert bus.count(Topic.TRANSCRIPTS) == 1
+    bus.close()
+
+
+class _InterruptedAfterCommit:
+    """The journal connection, with Ctrl-C landing just as COMMIT returns (the signal is checked between bytecodes)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        cursor = self._connection.execute(sql, *args)
+        if sql == "COMMIT":
+            raise KeyboardInterrupt
+        return cursor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+def _stage(handle: Callable[[Any], list[Output]]) -> Stage:
+    return Stage(name="classify", input_topic=Topic.TRANSCRIPTS, handle=handle)
+
+
+def test_ctrl_c_during_commit_stays_an_interrupt_and_the_commit_stands(make_settings: Callable[..., Settings]) -> None:
+    bus = open_embedded_bus(make_settings())
+    bus.publish(Topic.TRANSCRIPTS, _transcript(1))
+    real = bus._db
+    bus._db = _InterruptedAfterCommit(real)  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        bus.step(_stage(lambda _message: []))
+    bus._db = real
+    assert bus.committed_offset("classify", Topic.TRANSCRIPTS) > 0 and not real.in_transaction
+    bus.close()
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_hotline_run_stops_cleanly_on_ctrl_c(follow: bool, make_settings: Callable[..., Settings],
+                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                            ) -> None:
+    import hotline.cli
+    import hotline.pipeline
+
+    settings = make_settings()
+    opened = open_embedded_bus(settings)
+    for n in range(3):
+        opened.publish(Topic.TRANSCRIPTS, _transcript(n))
+    opened.close()
+    seen: list[int] = []
+
+    def handle(_message: Any) -> list[Output]:
+        seen.append(1)
+        if len(seen) == (4 if follow else 2):  # follow: once the catch-up run is over and a new call comes
+            raise KeyboardInterrupt
+        return []
+
+    buses: list[EmbeddedBus] = []
+
+    def opened_bus(settings: Settings) -> EmbeddedBus:
+        buses.append(open_embedded_bus(settings))
+        return buses[-1]
+
+    def a_new_call() -> None:
+        writer = open_embedded_bus(settings)
+        writer.publish(Topic.TRANSCRIPTS, _transcript(9))
+        writer.close()
+
+    monkeypatch.setattr(hotline.pipeline, "open_embedded_bus", opened_bus)
+    monkeypatch.setattr(hotline.pipeline, "build_pipeline", lambda _s, _st: hotline.pipeline.Pipeline([_stage(handle)]))
+    monkeypatch.setattr(hotline.pipeline, "open_store", lambda _s: None)
+    if follow:
+        threading.Timer(1.0, a_new_call).start()
+    try:
+        hotline.cli._run_embedded(settings, follow=follow)
+    except KeyboardInterrupt:  # uncaught, it would also stop pytest itself
+        pytest.fail("Ctrl-C escaped `hotline run`")
+    assert "stopped (Ctrl-C)" in capsys.readouterr().out
+    with pytest.raises(sqlite3.ProgrammingError):
+        buses[0].count(Topic.TRANSCRIPTS)  # closed
+    resumed = open_embedded_bus(settings)
+    assert resumed.committed_offset("classify", Topic.TRANSCRIPTS) == (3 if follow else 1)
+    resumed.close()

@@ -1,5 +1,5 @@
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import Connection, engine_from_config, pool, text
 
 from classifiers.assist_store import AssistBase
 from consoles.models import ConsoleBase
@@ -8,6 +8,8 @@ from tickets.models import Base
 
 config = context.config
 target_metadata = [Base.metadata, RulesBase.metadata, AssistBase.metadata, ConsoleBase.metadata]
+# any constant shared by every host: PostgreSQL advisory locks are named by a number
+MIGRATION_LOCK_ID = 0x686F746C696E65  # "hotline"
 
 
 def run_migrations_offline() -> None:
@@ -28,10 +30,18 @@ def run_migrations_online() -> None:
         _run(connectable)
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
+        _wait_for_other_migrations(connection)
         context.run_migrations()
+
+
+def _wait_for_other_migrations(connection: Connection) -> None:
+    """Hosts upgrading one PostgreSQL database at once queue here; each reads the schema version only once the
+    previous one has committed, so the later ones find it current. The lock ends with the transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
 
 
 if context.is_offline_mode():
