@@ -83,8 +83,10 @@ def dead_letter(
     original's size and SHA-256, and says it is truncated.
     """
     whole = raw if original is None else original
-    masked = masked_payload(raw)
-    kept = masked[:DEAD_LETTER_PAYLOAD_LIMIT]
+    masked = masked_payload(raw, origin_topic)
+    cut = len(raw) > DEAD_LETTER_PAYLOAD_LIMIT
+    # past the masking window a number may have been cut in two and left in clear: drop the window's tail
+    kept = masked[:min(DEAD_LETTER_PAYLOAD_LIMIT, len(masked) - _MASK_MARGIN_BYTES)] if cut else masked
     return DeadLetter(
         dead_letter_id=uuid.uuid4().hex,
         origin_topic=origin_topic,
@@ -96,14 +98,61 @@ def dead_letter(
         payload_b64=base64.b64encode(kept),
         payload_size=len(whole),
         payload_sha256=hashlib.sha256(whole).hexdigest(),
-        payload_truncated=len(kept) < len(masked) or len(raw) < len(whole),
+        payload_truncated=cut or len(raw) < len(whole),
         payload_masked=True,
         rejected_at=datetime.now(UTC),
     )
 
 
-def masked_payload(raw: bytes) -> bytes:
-    """The payload with phone and ID numbers masked. Bytes that are not UTF-8 (a GBK export, binary) pass
-    through unchanged around the masked digits."""
+# string fields that hold base64 bytes, not words: masking digits in them would break the image
+_BINARY_FIELDS = frozenset({"image", "snapshot_jpeg", "payload_b64"})
+
+
+def masked_payload(raw: bytes, origin_topic: str | None = None) -> bytes:
+    """The payload with personal numbers masked, still replayable where it can be.
+
+    A message that is its topic's contract is kept as the contract's JSON: validation masked its personal
+    fields, and numbers such as confidences or ids must stay as they are. Other JSON has its string values
+    masked (numbers and base64 images left alone). Anything else is masked as text; bytes that are not UTF-8
+    (a GBK export, binary) pass through unchanged around the masked digits.
+    """
+    if len(raw) <= DEAD_LETTER_PAYLOAD_LIMIT:
+        message = _as_contract(raw, origin_topic)
+        if message is not None:
+            return encode(message)
+        document = _json_document(raw)
+        if document is not None:
+            try:
+                return json.dumps(_mask_strings(document), ensure_ascii=False).encode("utf-8")
+            except RecursionError:  # nested deeper than Python recurses: masked as text below
+                pass
     text = raw[:DEAD_LETTER_PAYLOAD_LIMIT + _MASK_MARGIN_BYTES].decode("utf-8", "surrogateescape")
     return mask_pii(text).encode("utf-8", "surrogateescape")
+
+
+def _as_contract(raw: bytes, origin_topic: str | None) -> Message | None:
+    topic = next((t for t in Topic if t.value == origin_topic), None)
+    if topic is None:
+        return None
+    try:
+        return decode(topic, raw, DEAD_LETTER_PAYLOAD_LIMIT)
+    except Rejected:
+        return None
+
+
+def _json_document(raw: bytes) -> Any:
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return document if isinstance(document, dict | list) else None
+
+
+def _mask_strings(value: Any, field_name: str | None = None) -> Any:
+    if isinstance(value, str):
+        return value if field_name in _BINARY_FIELDS else mask_pii(value)
+    if isinstance(value, dict):
+        return {key: _mask_strings(item, key) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_strings(item, field_name) for item in value]
+    return value

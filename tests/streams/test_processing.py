@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from contracts import AgentAssist, DeadLetter, HotlineTranscript, Message, Topic
+from contracts import (
+    AgentAssist,
+    CategoryScore,
+    Channel,
+    ClassifiedCall,
+    DeadLetter,
+    HotlineTranscript,
+    Message,
+    Topic,
+)
 from streams import EmbeddedBus, processing
 from streams.codec import Rejected, dead_letter, decode, encode
 from streams.processing import is_transient, process_raw, process_raw_batch
@@ -154,6 +163,40 @@ def test_dead_letters_keep_phone_and_id_numbers_masked(drop: str | None) -> None
     assert PHONE not in payload and RESIDENT_ID not in payload and "138****5678" in payload
     assert letter.payload_masked and not letter.payload_truncated
     assert letter.payload_size == len(raw) and letter.payload_sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_a_dead_lettered_contract_message_replays_as_itself_with_its_numbers_intact() -> None:
+    """Masking the JSON text would have turned a confidence of 0.24002297869455144 into 0.****…5144: not JSON."""
+    scores = [CategoryScore(label="城乡建设", score=0.24002297869455144)]
+    call = ClassifiedCall(call_id="2019010800012345", received_at=datetime.now(UTC), channel=Channel.PHONE,
+                          text=f"电话{PHONE}，路灯不亮", category="城乡建设", confidence=0.24002297869455144,
+                          top_k=scores, classifier="m@1", embedding=[0.1234567890123456, -0.9876543210987654])
+    raw = encode(call).replace(b"138****5678", PHONE.encode())  # as a producer that bypassed the contract sent it
+    letter = dead_letter(str(Topic.CLASSIFIED_CALLS), "dispatch-calls", raw, Rejected("processing_error", "x"))
+    replayed = decode(Topic.CLASSIFIED_CALLS, bytes(letter.payload_b64), LIMIT)
+    assert replayed == call and PHONE.encode() not in bytes(letter.payload_b64)
+
+
+def test_json_that_is_not_a_contract_keeps_its_numbers_and_images_while_its_words_are_masked() -> None:
+    image = "MTM4MTIzNDU2NzgxMzgxMjM0NTY3OA=="  # base64 whose digits look like a phone number
+    raw = json.dumps({"schema_id": "camera.frame/v1", "frame_id": "f1", "score": 0.13812345678901,
+                      "image": image, "note": f"电话{PHONE}"}, ensure_ascii=False).encode()
+    letter = dead_letter(str(Topic.FRAMES), "detect", raw, Rejected("invalid", "camera_id: missing"))
+    document = json.loads(bytes(letter.payload_b64))
+    assert document["score"] == 0.13812345678901 and document["image"] == image
+    assert document["note"] == "电话138****5678"
+
+
+def test_a_payload_cut_at_the_limit_says_so_and_keeps_no_number_half_in_clear() -> None:
+    from streams.codec import DEAD_LETTER_PAYLOAD_LIMIT
+
+    # full-width digits shrink when masked; the cut must still be flagged, and no phone kept partly in clear
+    filler = "１３８１２３４５６７８，" * (DEAD_LETTER_PAYLOAD_LIMIT // 30)
+    raw = (filler + "x" * DEAD_LETTER_PAYLOAD_LIMIT).encode()[:DEAD_LETTER_PAYLOAD_LIMIT + 40] + PHONE.encode()
+    letter = dead_letter("hotline.transcripts", "ingest", raw, Rejected("oversized", "too big"))
+    kept = bytes(letter.payload_b64)
+    assert letter.payload_truncated and len(kept) <= DEAD_LETTER_PAYLOAD_LIMIT
+    assert PHONE[:7].encode() not in kept and "１３８１２３４".encode() not in kept
 
 
 def test_a_payload_that_is_not_utf8_is_masked_too() -> None:
