@@ -28,7 +28,13 @@ TRANSIENT_RETRY_SECONDS = 60.0
 TRANSIENT_FIRST_DELAY_SECONDS = 0.1
 TRANSIENT_MAX_DELAY_SECONDS = 10.0
 
-_TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError, ConnectionError, TimeoutError)
+_TRANSIENT = (InterfaceError, DisconnectionError, PoolTimeoutError, ConnectionError, TimeoutError)
+# An OperationalError is an outage only by its cause: SQLite busy or locked, or a PostgreSQL SQLSTATE of a lost
+# connection (08), a server shutting down (57P01-57P03), a serialisation failure or deadlock (40001, 40P01) or
+# exhausted resources (53). "no such column" (new code before `hotline db-upgrade`) is not waited out.
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "busy", "disk i/o error",
+                     "unable to open database")
+_POSTGRES_TRANSIENT = ("08", "57P01", "57P02", "57P03", "40001", "40P01", "53")
 # OSErrors of a driver's socket; a missing or unreadable file stays a deterministic error
 _TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
                      errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EAGAIN, errno.EINTR}
@@ -83,8 +89,21 @@ def is_transient(exc: BaseException) -> bool:
     while seen is not None:
         if isinstance(seen, _TRANSIENT) or (isinstance(seen, OSError) and seen.errno in _TRANSIENT_ERRNOS):
             return True
+        if isinstance(seen, OperationalError):
+            return _operational_outage(seen)
         seen = seen.__cause__
     return False
+
+
+def _operational_outage(error: OperationalError) -> bool:
+    driver_error = error.orig
+    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(_POSTGRES_TRANSIENT)
+    if driver_error is None or type(driver_error).__module__.startswith("sqlite3"):
+        message = str(driver_error if driver_error is not None else error).lower()
+        return any(sign in message for sign in _SQLITE_TRANSIENT)
+    return True  # another driver's operational error, without a code to tell: treat as an outage
 
 
 def _decode(stage: Stage, raw: bytes, max_bytes: int) -> Message:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -125,8 +126,21 @@ def test_a_deterministic_error_is_dead_lettered_after_three_tries() -> None:
     assert outage.calls == 3 and "failed 3 times" in letter.reason
 
 
+class _PgError(Exception):
+    """A driver error as psycopg raises it: with its SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
+
+
 @pytest.mark.parametrize("error,transient", [
     (OperationalError("SELECT 1", {}, Exception("gone")), True),
+    (OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked")), True),
+    (OperationalError("SELECT x", {}, sqlite3.OperationalError("no such column: x")), False),
+    (OperationalError("SELECT 1", {}, _PgError("08006")), True),  # connection failure
+    (OperationalError("SELECT 1", {}, _PgError("57P01")), True),  # admin shutdown (a failover)
+    (OperationalError("SELECT 1", {}, _PgError("54000")), False),  # program limit exceeded: a bad message
     (ConnectionResetError(), True),
     (TimeoutError(), True),
     (OSError(errno.ECONNREFUSED, "refused"), True),
