@@ -108,7 +108,7 @@ class TicketStore:
         """Create the ticket for a decision, or return the one already made for its source event."""
         existing = self.by_source_event(decision.source_event_id)
         if existing is not None:
-            return CreatedTicket(existing, created=False, transitions=self._creation(existing.id))
+            return self._creation(existing)
         now = self._clock().astimezone(UTC)
         ticket, transitions = _new_ticket(decision, now)
         snapshot = _snapshot(ticket.id, decision, now)
@@ -126,15 +126,29 @@ class TicketStore:
             raced = self.by_source_event(decision.source_event_id)
             if raced is None:
                 raise
-            return CreatedTicket(raced, created=False, transitions=self._creation(raced.id))
+            return self._creation(raced)
         return CreatedTicket(ticket, created=True, transitions=transitions, related=related)
 
-    def _creation(self, ticket_id: str) -> list[TicketTransition]:
-        """The creation record of an existing ticket, to announce again on a redelivery: if the worker that
-        created the ticket died before its announcement was sent, this is what repairs it."""
+    def _creation(self, ticket: Ticket) -> CreatedTicket:
+        """What the creation of an existing ticket recorded, to announce again on a redelivery: if the worker
+        that created it died before the announcement was sent, this is what repairs it. A repeat camera event
+        recorded its merge at creation too, on itself and on the ticket it joined."""
         with self.session() as session:
-            return list(session.scalars(select(TicketTransition).where(
-                TicketTransition.ticket_id == ticket_id, TicketTransition.transition == "create")))
+            created = list(session.scalars(
+                select(TicketTransition).where(TicketTransition.ticket_id == ticket.id).order_by(TicketTransition.id)
+                .where(TicketTransition.at == select(TicketTransition.at).where(
+                    TicketTransition.ticket_id == ticket.id, TicketTransition.transition == "create")
+                    .scalar_subquery())))
+            related: list[tuple[Ticket, TicketTransition]] = []
+            merged = next((t for t in created if t.transition == "merge"), None)
+            if merged is not None and ticket.parent_ticket_id is not None:
+                parent = session.get(Ticket, ticket.parent_ticket_id)
+                absorbed = session.scalars(select(TicketTransition).where(
+                    TicketTransition.ticket_id == ticket.parent_ticket_id, TicketTransition.transition == "merge_child",
+                    TicketTransition.at == merged.at)).all()
+                related = [(parent, t) for t in absorbed if parent is not None
+                           and (t.details or {}).get("child_ticket_id") == ticket.id]
+        return CreatedTicket(ticket, created=False, transitions=created, related=related)
 
     def by_source_event(self, source_event_id: str) -> Ticket | None:
         with self.session() as session:
@@ -192,12 +206,18 @@ def _open_ticket_of_camera_problem(session: Session, decision: DispatchDecision)
     problem = _camera_problem(decision.model_dump(mode="json", include={"explanation"}))
     if decision.source != Source.CAMERA or problem is None:
         return None
+    open_now = (Ticket.status.in_([s.value for s in OPEN_STATUSES]), Ticket.parent_ticket_id.is_(None))
     candidates = session.scalars(
         select(Ticket).where(Ticket.source == Source.CAMERA.value, Ticket.category == decision.category,
-                             Ticket.status.in_([s.value for s in OPEN_STATUSES]),
-                             Ticket.parent_ticket_id.is_(None), Ticket.source_event_id != decision.source_event_id)
-        .order_by(Ticket.created_at).with_for_update())
-    return next((t for t in candidates if _camera_problem(t.decision) == problem), None)
+                             Ticket.source_event_id != decision.source_event_id, *open_now)
+        .order_by(Ticket.created_at))
+    found = next((t for t in candidates if _camera_problem(t.decision) == problem), None)
+    if found is None:
+        return None
+    # only the chosen ticket is locked (a merge locks in id order; locking all candidates could deadlock with it),
+    # and it must still be open once locked
+    return session.scalars(select(Ticket).where(Ticket.id == found.id, *open_now)
+                           .with_for_update().execution_options(populate_existing=True)).first()
 
 
 def _merge_repeat(session: Session, ticket: Ticket, parent: Ticket, transitions: list[TicketTransition],

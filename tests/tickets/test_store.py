@@ -180,6 +180,9 @@ def test_a_repeat_camera_event_joins_the_open_ticket_of_its_problem_and_only_tha
     assert repeat.ticket.status == TicketStatus.MERGED and repeat.ticket.parent_ticket_id == first.id
     assert [(t.id, tr.transition) for t, tr in repeat.related] == [(first.id, "merge_child")]
     assert [tr.transition for tr in repeat.transitions] == ["create", "merge"]
+    redelivered = store.create_from_decision(_camera_decision("e2"))  # the worker died before announcing it
+    assert not redelivered.created and [tr.transition for tr in redelivered.transitions] == ["create", "merge"]
+    assert [(t.id, tr.id) for t, tr in redelivered.related] == [(t.id, tr.id) for t, tr in repeat.related]
     other_zone = store.create_from_decision(_camera_decision("e3", zone="kerb")).ticket
     other_kind = store.create_from_decision(_camera_decision("e4", kind="overflowing_bin")).ticket
     assert other_zone.status == other_kind.status == TicketStatus.DISPATCHED
