@@ -495,6 +495,7 @@ def deadletter_replay(
     error_type: Annotated[str | None, typer.Option(help="Every dead letter of this error type, e.g. "
                                                         "processing_error.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Republish them; without it, only show what would be.")] = False,
+    again: Annotated[bool, typer.Option("--again", help="Also those this host replayed before.")] = False,
 ) -> None:
     """Put dead-lettered payloads back on their origin topics, e.g. messages refused during an outage."""
     from streams import deadletters
@@ -503,17 +504,18 @@ def deadletter_replay(
         raise typer.BadParameter("name dead-letter ids, or --stage and/or --error-type")
     settings = get_settings()
     chosen = deadletters.select(settings, deadletters.LetterFilter(ids or (), stage, error_type)).letters
+    replayed = set() if again else deadletters.replayed_ids(settings)
     for letter in chosen:
-        why_not = deadletters.replayable(letter)
+        why_not = deadletters.replayable(letter, replayed)
         console.print(f"{letter.dead_letter_id} [{letter.error_type}] {letter.origin_topic} ({letter.stage}): "
                       + (f"cannot replay: {why_not}" if why_not else "replayable"), markup=False, highlight=False)
-    if not any(deadletters.replayable(letter) is None for letter in chosen):
+    if not any(deadletters.replayable(letter, replayed) is None for letter in chosen):
         console.print(f"no dead letter to replay ({len(chosen)} matched)")
         return
     if not yes:
         console.print("dry run: nothing was published; add --yes to put these back on their topics")
         return
-    done = deadletters.replay(settings, chosen)
+    done = deadletters.replay(settings, chosen, again)
     console.print(f"replayed {done} of {len(chosen)} matching dead letters to their topics")
 
 

@@ -63,28 +63,47 @@ def select(settings: Settings, which: LetterFilter) -> Letters:
     return read
 
 
-def replayable(letter: DeadLetter) -> str | None:
+REPLAYED_FILE = "replayed-dead-letters.txt"
+
+
+def replayed_ids(settings: Settings) -> set[str]:
+    """Dead letters this host replayed before (kept in the data dir: a letter replayed by another host is not
+    known here). A replay that fails again makes a new letter, so the old one need not be replayed twice."""
+    path = settings.data_dir / REPLAYED_FILE
+    return set(path.read_text(encoding="utf-8").split()) if path.exists() else set()
+
+
+def replayable(letter: DeadLetter, replayed: Collection[str] = ()) -> str | None:
     """Why a dead letter cannot be put back on its topic, or None when it can."""
     if letter.origin_topic not in {topic.value for topic in Topic} or letter.origin_topic == Topic.DEAD_LETTER:
         return f"origin {letter.origin_topic!r} is not a topic a stage reads"
+    if letter.stage == "ingest":
+        return "refused at ingest: it holds a row of the file, not a message; mend the file and ingest it again"
     if letter.payload_truncated:
         return f"only the first {len(letter.payload_b64)} of {letter.payload_size} bytes were kept"
+    if letter.dead_letter_id in replayed:
+        return "replayed already (--again replays it once more)"
     return None
 
 
-def replay(settings: Settings, letters: list[DeadLetter]) -> int:
-    """Publish each replayable letter's payload to its origin topic, with its key; returns how many."""
+def replay(settings: Settings, letters: list[DeadLetter], again: bool = False) -> int:
+    """Publish each replayable letter's payload to its origin topic, with its key, and note it as replayed;
+    returns how many."""
+    replayed = set() if again else replayed_ids(settings)
     transport = _publisher(settings)
-    done = 0
+    done: list[str] = []
     try:
         with transport.batch():
             for letter in letters:
-                if replayable(letter) is None:
+                if replayable(letter, replayed) is None:
                     transport.publish_raw(Topic(letter.origin_topic), bytes(letter.payload_b64), letter.key_text)
-                    done += 1
+                    done.append(letter.dead_letter_id)
     finally:
         transport.close()  # on Kafka: waits for the broker's acks, and raises if any record was not delivered
-    return done
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.data_dir / REPLAYED_FILE).open("a", encoding="utf-8") as record:
+        record.writelines(f"{letter_id}\n" for letter_id in done)
+    return len(done)
 
 
 def _publisher(settings: Settings) -> Transport:

@@ -79,14 +79,18 @@ def test_messages_dead_lettered_by_an_outage_are_replayed(settings: Settings, mo
 
 def test_replay_by_id_and_what_cannot_be_replayed(settings: Settings) -> None:
     bus = _bus(settings)
-    bus.reject(Topic.TRANSCRIPTS, "ingest", b'{"a": 1}', Rejected("invalid", "one"), key="k1")
-    bus.reject(Topic.FRAMES, "ingest", b"\x00" * 10, Rejected("not_an_image", "two"), original=b"\x00" * 99)
+    bus.reject(Topic.TRANSCRIPTS, "classify", b'{"a": 1}', Rejected("processing_error", "one"), key="k1")
+    bus.reject(Topic.FRAMES, "detect", b"\x00" * 10, Rejected("not_an_image", "two"), original=b"\x00" * 99)
+    bus.reject(Topic.TRANSCRIPTS, "ingest", b'{"text": ""}', Rejected("invalid", "three"))
     letters = re.findall(r"([0-9a-f]{32}) \[", _cli("list"))
-    assert len(letters) == 2
+    assert len(letters) == 3
     assert "cannot replay: only the first 10 of 99 bytes" in _cli("replay", letters[1], "--yes")
+    assert "mend the file and ingest it again" in _cli("replay", letters[2], "--yes")
     assert "replayed 1 of 1" in _cli("replay", letters[0], "--yes")
     (record,) = bus.records(Topic.TRANSCRIPTS)
     assert (record.key, record.value) == ("k1", b'{"a": 1}')
+    assert "replayed already" in _cli("replay", letters[0], "--yes")  # a filter run twice does not repeat it
+    assert "replayed 1 of 1" in _cli("replay", letters[0], "--yes", "--again")
     refused = CliRunner().invoke(deadletter_app, ["replay"])
     assert refused.exit_code != 0
     bus.close()
