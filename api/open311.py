@@ -32,13 +32,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Select, String, exists, literal, select
+from sqlalchemy import Select, exists, literal, select
 
 from api.context import ApiContext
 from api.schemas import city_time
 from api.users import Principal, Role, authenticate
 from contracts import CITYMGMT_EVENT_CODES, Channel, HotlineTranscript, Topic
-from tickets.models import Open311Request, Ticket, TicketStatus
+from tickets.models import Open311Request, Ticket, TicketStatus, column_length
 from tickets.store import CITY_TZ
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -222,17 +222,11 @@ def _check_characters(form: dict[str, str], fmt: str) -> None:
                                     "allowed (control characters other than tab and newline)", fmt)
 
 
-def _column_length(column: ColumnElement[Any]) -> int:
-    kind = column.type
-    if not isinstance(kind, String) or kind.length is None:
-        raise TypeError(f"{column} is not a String column with a length")
-    return kind.length
-
 
 # where each filed field is kept: longer values are refused up front (PostgreSQL would refuse them at the insert)
-STORED_LENGTHS = {"address_string": _column_length(Open311Request.__table__.c.address_string),
-                  "address_id": _column_length(Open311Request.__table__.c.address_string),
-                  "media_url": _column_length(Open311Request.__table__.c.media_url)}
+STORED_LENGTHS = {"address_string": column_length(Open311Request.__table__.c.address_string),
+                  "address_id": column_length(Open311Request.__table__.c.address_string),
+                  "media_url": column_length(Open311Request.__table__.c.media_url)}
 
 
 def _check_lengths(values: dict[str, str | None], fmt: str) -> None:

@@ -11,28 +11,22 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import ColumnElement, String, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from tickets.models import ApiUser, Open311Request, TicketAttachment, TicketTransition
+from tickets.models import ApiUser, Open311Request, TicketAttachment, TicketTransition, column_length
 from tickets.store import TicketStore
 
 TOKEN_PREFIX = "hl_"
 
 
-def _length(column: ColumnElement[Any]) -> int:
-    kind = column.type
-    if not isinstance(kind, String) or kind.length is None:
-        raise TypeError(f"{column} is not a String column with a length")
-    return kind.length
-
 
 # the audit columns that keep a user's actor name (the consoles' and the assist store's are as long);
 # PostgreSQL refuses a longer one, so every action of such a user would fail
-ACTOR_LENGTH = min(_length(c) for c in (TicketTransition.__table__.c.actor, TicketAttachment.__table__.c.created_by,
-                                        Open311Request.__table__.c.submitted_by))
+_ACTOR_COLUMNS = (TicketTransition.__table__.c.actor, TicketAttachment.__table__.c.created_by,
+                  Open311Request.__table__.c.submitted_by)
+ACTOR_LENGTH = min(column_length(c) for c in _ACTOR_COLUMNS)
 
 
 class Role(StrEnum):

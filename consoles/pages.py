@@ -40,7 +40,6 @@ from consoles.ticket_desk import (
     Desk,
     DeskFormError,
     act,
-    column_length,
     department_queue,
     desk_view,
 )
@@ -50,7 +49,7 @@ from dispatch_rules.compiler import RuleError, RulesValidationError
 from dispatch_rules.directory import Directory
 from dispatch_rules.versions import RuleStoreError
 from tickets.lifecycle import Action, IllegalTransition, InvalidTransitionRequest, TicketNotFound, attachment
-from tickets.models import Ticket
+from tickets.models import Ticket, column_length
 
 if TYPE_CHECKING:
     from classifiers.service import TextIntelligence

@@ -16,9 +16,8 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, String, or_, select
+from sqlalchemy import or_, select
 
 from api.queries import ticket_detail
 from api.schemas import TicketDetail
@@ -27,7 +26,7 @@ from classifiers.extract import is_city_wide
 from classifiers.lexical import LexicalSimilarity, ticket_key
 from dispatch_rules.directory import Directory
 from tickets.lifecycle import OPEN_STATUSES, Action, Lifecycle, Photo, TransitionResult, allowed_actions
-from tickets.models import Ticket, TicketAttachment, TicketStatus
+from tickets.models import Ticket, TicketAttachment, TicketStatus, column_length
 from tickets.store import TicketStore
 
 ACTION_LABELS = {
@@ -40,13 +39,6 @@ MERGE_CANDIDATES = 8
 MERGE_POOL = 1000  # newest open tickets of the place that are scored for the merge list
 CLOSE_MATCHES = 3
 
-
-def column_length(column: ColumnElement[Any]) -> int:
-    """The length of a String column: what a form field stored there may hold (PostgreSQL enforces it)."""
-    kind = column.type
-    if not isinstance(kind, String) or kind.length is None:
-        raise TypeError(f"{column} is not a String column with a length")
-    return kind.length
 
 
 FIELD_LENGTHS = {  # form fields stored in a length-limited column

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, ColumnElement, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -27,6 +27,14 @@ class TicketStatus(StrEnum):
 OPEN_STATUSES: frozenset[TicketStatus] = frozenset({
     TicketStatus.PENDING_MANUAL, TicketStatus.DISPATCHED, TicketStatus.ACCEPTED, TicketStatus.RETURNED,
     TicketStatus.IN_PROGRESS})
+
+
+def column_length(column: ColumnElement[Any]) -> int:
+    """The length of a String column: what a field stored there may hold (PostgreSQL enforces it)."""
+    kind = column.type
+    if not isinstance(kind, String) or kind.length is None:
+        raise TypeError(f"{column} is not a String column with a length")
+    return kind.length
 
 
 class Base(DeclarativeBase):
