@@ -60,30 +60,45 @@ _CUES_BEFORE = set("在于到至住的是")
 _NUMBER_PART = re.compile(r"[\d一二三四五六七八九十]+(?:号|栋|幢|单元|楼|组|室)")
 _EMERGENCY_TERMS = ("燃气泄漏", "煤气泄漏", "天然气泄漏", "液化气泄漏", "燃气泄露", "煤气泄露", "天然气泄露",
                     "液化气泄露", "煤气味", "燃气味", "天然气味", "漏气", "着火", "起火", "失火", "火灾", "爆炸",
-                    "倒塌", "坍塌", "被困", "电梯困人", "困人", "触电", "溺水", "塌陷", "危及生命")
+                    "倒塌", "坍塌", "被困", "电梯困人", "困人", "触电", "溺水", "塌陷", "危及生命",
+                    *(f"{gas}管道{leak}" for gas in ("燃气", "煤气", "天然气") for leak in ("泄漏", "泄露")))
 _ELEVATED_TERMS = ("安全隐患", "漏水", "积水", "停水", "停电", "断电", "危险", "老人", "儿童", "孕妇", "拖欠工资",
                    "欠薪", "围堵", "堵塞", "隐患")
 # every start position, so a term inside a straddling one is still found (3起火灾: 起火 refused, 火灾 kept)
 _EMERGENCY = re.compile("(?=(" + "|".join(sorted(_EMERGENCY_TERMS, key=len, reverse=True)) + "))")
-# a term that is only part of other words: 看着火车, 信息大爆炸, 被困扰, 贫困人口, 特困人员, 引起火灾, 3起火灾
+# a term that is only part of other words: 看着火车, 信息大爆炸, 被困扰, 贫困人口, 特困人员, 引起火灾, 3起火灾; a
+# match refuses only the term it covers (引起火灾 keeps 火灾), and a number before 起火 is a room (302起火了)
 _WORD_CLASH = re.compile(r"着火(?=[车锅腿箭柴炉把候])|(?:信息|知识|人口|数据|垃圾)大?爆炸|被困(?=[扰惑])|"
-                         r"(?<=[贫特])困人|困人(?=[口员群])|(?<=[引挑\d一二两三四五六七八九十几数多])起火|"
+                         r"(?<=[贫特])困人|困人(?=[口员群])|(?<=[引挑])起火|起火(?=灾)|"
                          r"(?:(?<!好)像|如同|仿佛|犹如).{0,6}爆炸")
 _GAS = re.compile("燃气|煤气|天然气|液化气")
-_GAS_NEAR = 12  # 漏气 is a gas leak only with a gas word this close (轮胎漏气 is not)
-# a negation a few characters before the term, with no 就/才/后 … between (没多久就着火, 没一会起火 are none)
-_NEGATED = re.compile(r"(?:没有|没(?!一会|多久|过多久)|无(?![数法比论])|不是|未(?!成年|来)|并非)[^就才久后又便]{0,3}$")
+_GAS_NEAR = 12  # 漏气 is a gas leak only with a gas word this close (轮胎漏气 is not) …
+# … or with a kitchen, a home or a smell this close and no tyre, heating or balloon (家里厨房漏气了，味道很大)
+_GAS_HINT = re.compile("厨房|家里|家中|屋里|室内|灶|味道|气味|异味|味儿|臭味")
+_NOT_GAS = re.compile("胎|轮|车|暖气|气球|气门|充气|打气|空调")
+# a negation a few characters before the term, with no 就/才/后 … between (没多久就着火, 没一会起火 are none); 没想到,
+# 没关, 无人机, 无故, 是不是, 不是第一次 are no negations
+_NEGATED = re.compile(r"(?:没有|没(?!一会|多久|过多久|想到|料到|关)|无(?![数法比论故缘端]|人机)|(?<!是)不是(?![第头])|"
+                      r"未(?!成年|来)|并非)[^就才久后又便]{0,3}$")
 # What makes a term a risk, a supposition or a past or general event rather than something happening now: words
-# before it in its clause (一旦, 可能, 快要, 去年, 曾 …), words after it in its clause (隐患, 风险, 事件 …), or 危险
-# or 过 right after it (有倒塌危险, 倒塌过). Such a term counts as ELEVATED.
+# before it in its clause (一旦, 可能会, 快要, 去年, 曾, a count: 3起火灾 …), words after it in its clause (隐患, 风险,
+# 事件 …), or 危险 or 过 right after it (有倒塌危险, 倒塌过; not 被困过了一个小时). Such a term counts as ELEVATED.
+# A date (3月5日) does not: a caller may date what is happening now.
 _NOT_NOW_BEFORE = re.compile(
-    "一旦|一但|如果|假如|倘若|如发生|若发生|万一|试想|可能|说不定|随时|快要|即将|容易|极易|防止|预防|防范|避免|以防|以免|"
-    "担心|(?<!可)怕|是不是|是否|会不会|难道|要等|等到|将会|将被|就会|"
+    "一旦|一但|如果|假如|倘若|如发生|若发生|万一|试想|可能(?:会|导致|引发|引起|造成|发生|出现|存在|要|就)|说不定|随时|"
+    "快要|即将|容易|极易|防止|预防|防范|避免|以防|以免|担心|(?<![可恐])怕|难道|要等|等到|将会|将被|就会|"
     r"曾|发生过|以前|之前|当时|去年|前年|年前|早几年|历经|经常|多次|数次|接二连三|报道|新闻|全国|各地|"
-    r"(?:19|20)\d\d年|\d+月\d+[日号]")
+    r"(?:19|20)\d\d年|[\d两二三四五六七八九十几数多]起$")
+# A hedge (可能燃气泄漏, 是不是着火了) is a caller unsure of what is happening now: ELEVATED alone, but EMERGENCY
+# with a sign of the present in the rest of the sentence (了 right after the term, a smell, smoke, 快来 …). When in
+# doubt a present report is an emergency: a false alarm costs a call-back, a miss costs lives.
+_HEDGE_BEFORE = re.compile("可能|恐怕|是不是|是否|会不会")
+_PRESENT_SIGN = re.compile("^[了啦]|味道|气味|异味|味儿|闻到|浓烟|冒烟|烟很大|火势|火很大|快来|快派|赶紧|赶快|救命|"
+                           "正在|现在|有人受伤")
 _NOT_NOW_AFTER = re.compile("隐患|风险|都有可能|可能性|事件|案例|频发|多发")
-_NOT_NOW_RIGHT_AFTER = re.compile("的?危险|过(?![来去])")
+_NOT_NOW_RIGHT_AFTER = re.compile("的?危险(?!品)|过(?![来去了])")
 _URGENCY_CLAUSE_BREAK = re.compile(r"[，。！？；：,.!?;:\n\r]")  # not 、: 火灾、触电的隐患 is one clause
+_SENTENCE_BREAK = re.compile(r"[。！？；!?;\n\r]")
 _CLAUSE_REACH = 40  # characters looked at either side of a term: a clause is rarely longer, and long texts stay fast
 
 
@@ -203,30 +218,35 @@ def _ordinary_word(run: str, unit: re.Match[str]) -> bool:
 def assess_urgency(text: str) -> UrgencyFinding:
     """EMERGENCY for an emergency term that reports something happening now. A negated term (没有燃气泄漏) does
     not count; one supposed, named as a risk or told of the past (一旦失火, 存在火灾隐患, 去年发生火灾) is ELEVATED."""
-    clashed = {i for m in _WORD_CLASH.finditer(text) for i in range(*m.span())}
+    clashes = [m.span() for m in _WORD_CLASH.finditer(text)]
     emergency: list[str] = []
     not_now: list[str] = []
     covered = 0  # the end of the last term taken: 困人 inside 电梯困人 is not a second term
     for match in _EMERGENCY.finditer(text):
         term, start = match.group(1), match.start()
         end = start + len(term)
-        if end <= covered or not clashed.isdisjoint(range(start, end)):
+        if end <= covered or any(s <= start and end <= e for s, e in clashes):
             continue
         covered = end
         if term == "漏气" and not _near_gas(text, start, end):
             continue
-        before, after = _clause_around(text, start, end)
+        before, _ = _clause_around(text, start, end)
         if _NEGATED.search(before):
             continue
-        now = not (_NOT_NOW_BEFORE.search(before) or _NOT_NOW_AFTER.search(after)
-                    or _NOT_NOW_RIGHT_AFTER.match(after))
-        found = emergency if now else not_now
+        found = emergency if _happening_now(text, start, end) else not_now
         if term not in found:
             found.append(term)
     if emergency:
         return UrgencyFinding(Urgency.EMERGENCY, emergency)
     elevated = not_now + [t for t in _ELEVATED_TERMS if t in text]
     return UrgencyFinding(Urgency.ELEVATED if elevated else Urgency.NONE, elevated)
+
+
+def _happening_now(text: str, start: int, end: int) -> bool:
+    before, after = _clause_around(text, start, end)
+    if _NOT_NOW_BEFORE.search(before) or _NOT_NOW_AFTER.search(after) or _NOT_NOW_RIGHT_AFTER.match(after):
+        return False
+    return not _HEDGE_BEFORE.search(before) or bool(_PRESENT_SIGN.search(_sentence_after(text, end)))
 
 
 def _clause_around(text: str, start: int, end: int) -> tuple[str, str]:
@@ -238,6 +258,17 @@ def _clause_around(text: str, start: int, end: int) -> tuple[str, str]:
     return before[breaks_before[-1] if breaks_before else 0:], after[:after_break.start() if after_break else None]
 
 
+def _sentence_after(text: str, end: int) -> str:
+    """The rest of the term's sentence, across commas (漏气了，味道很大), at most _CLAUSE_REACH characters."""
+    after = text[end:end + _CLAUSE_REACH]
+    sentence_end = _SENTENCE_BREAK.search(after)
+    return after[:sentence_end.start() if sentence_end else None]
+
+
 def _near_gas(text: str, start: int, end: int) -> bool:
     before, after = _clause_around(text, start, end)
-    return bool(_GAS.search(before[-_GAS_NEAR:]) or _GAS.search(after[:_GAS_NEAR]))
+    near_before, near_after = before[-_GAS_NEAR:], _sentence_after(text, end)[:_GAS_NEAR]
+    if _GAS.search(near_before) or _GAS.search(after[:_GAS_NEAR]):
+        return True
+    hint = _GAS_HINT.search(near_before) or _GAS_HINT.search(near_after)
+    return bool(hint) and not (_NOT_GAS.search(near_before) or _NOT_GAS.search(after[:_GAS_NEAR]))

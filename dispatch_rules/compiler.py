@@ -427,20 +427,21 @@ def _row(file: str, name: TableName, index: int, raw: Any, inputs: list[Column],
     for column in inputs:
         cell = _filled_cell(file, raw, column, row, report)
         if cell is not None:
-            _read_condition(file, row, column.field, cell, allowed[column.field], context, report)
+            _read_condition(file, row, column.field, cell, allowed, context, report)
     return row
 
 
-def _read_condition(file: str, row: Row, field_name: str, cell: str, kind: str, context: _Context,
+def _read_condition(file: str, row: Row, field_name: str, cell: str, fields: dict[str, str], context: _Context,
                     report: ValidationReport) -> None:
-    """Compile one condition cell, record it on the row and check its literals."""
+    """Compile one condition cell, record it on the row and check its literals; `fields` are the table's known
+    input fields (field -> kind), which a cell may also read by name."""
     try:
         zen.compile_unary_expression(cell)
     except Exception as error:  # ZEN's lexer / parser error
         report.errors.append(RuleError(file, f"condition {cell!r} does not parse: "
                                              f"{str(error).splitlines()[0]}", row.label, field_name))
         return
-    problems = condition_problems(cell)
+    problems = condition_problems(cell, fields)
     for problem in problems:
         report.errors.append(RuleError(file, f"condition {cell!r}: {problem}", row.label, field_name))
     if problems:
@@ -449,7 +450,7 @@ def _read_condition(file: str, row: Row, field_name: str, cell: str, kind: str, 
     row.cells[field_name] = cell
     if not isinstance(condition, AnyValue):
         row.conditions[field_name] = condition
-    _check_literals(file, row, field_name, kind, condition, context, report)
+    _check_literals(file, row, field_name, fields[field_name], condition, context, report)
 
 
 def _check_literals(file: str, row: Row, field_name: str, kind: str, condition: Any, context: _Context,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +66,7 @@ class Opaque:
 Condition = AnyValue | Values | Interval | Opaque
 ANY = AnyValue()
 
-_NUMBER = r"-?\d+(?:\.\d+)?"
+_NUMBER = r"-?\d+(?:_\d+)*(?:\.\d+(?:_\d+)*)?"  # 1_000 as ZEN (and float()) read it
 _INTERVAL = re.compile(rf"^([\[(])\s*({_NUMBER})\s*\.\.\s*({_NUMBER})\s*([\])])$")
 _COMPARISON = re.compile(rf"^(<=|>=|<|>|==)\s*({_NUMBER})$")
 
@@ -130,30 +131,50 @@ def parse_condition(cell: str) -> Condition:
 # --- cells that ZEN compiles but reads otherwise than a person (or json.loads) does -------------------------
 
 # ZEN strings run to the next quote of their kind: there are no escapes
-_TOKEN = re.compile(r"""(?P<string>"[^"]*"|'[^']*'|`[^`]*`)|(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"""
+_TOKEN = re.compile(r"""(?P<string>"[^"]*"|'[^']*'|`[^`]*`)|(?P<number>\d[\d_]*(?:\.\d[\d_]*)?(?:[eE][+-]?\d+)?)"""
                     r"|(?P<name>[A-Za-z_$#][\w$]*)|(?P<other>\S)")
-ZEN_WORDS = frozenset({"$", "#", "true", "false", "null", "and", "or", "not", "in"})
+ZEN_WORDS = frozenset({"$", "$root", "#", "true", "false", "null", "and", "or", "not", "in"})
 _REGEX_FUNCTIONS = frozenset({"matches", "extract"})  # their pattern argument needs its backslashes
 _ESCAPE = ("ZEN reads no escapes in strings (\\u57ce stays those six characters, never 城), so it never equals "
            "the text it spells: write the characters themselves")
 
 
-def condition_problems(cell: str) -> list[str]:
+def _tokens(cell: str) -> list[tuple[str, str]]:
+    return [(m.lastgroup or "", m.group()) for m in _TOKEN.finditer(cell)]
+
+
+def _bare_names(tokens: list[tuple[str, str]]) -> list[str]:
+    """The names ZEN reads as variables of the case: no ZEN word, no function called, no member after a dot."""
+    return [text for i, (kind, text) in enumerate(tokens)
+            if kind == "name" and text not in ZEN_WORDS and (not i or tokens[i - 1][1] != ".")
+            and (i + 1 == len(tokens) or tokens[i + 1][1] != "(")]
+
+
+def referenced_fields(cell: str) -> set[str]:
+    """The case fields a condition reads by name (`confidence`, `$root.confidence`), besides its column's `$`."""
+    tokens = _tokens(cell)
+    rooted = {tokens[i + 2][1] for i, (_, text) in enumerate(tokens[:-2])
+              if text == "$root" and tokens[i + 1][1] == "." and tokens[i + 2][0] == "name"}
+    return rooted | set(_bare_names(tokens))
+
+
+def condition_problems(cell: str, fields: Collection[str] = ()) -> list[str]:
     """Why a condition that ZEN compiles would not test what it says: a backslash escape in a string, or a
-    bare word (`emergency`), which ZEN reads as a variable of the case (null), not as the text."""
-    tokens = [(m.lastgroup or "", m.group()) for m in _TOKEN.finditer(cell)]
+    bare word (`emergency`) that is none of the case's `fields`, which ZEN reads as a variable (null), not as
+    the text."""
+    tokens = _tokens(cell)
     problems: list[str] = []
     calls: list[str] = []  # per open bracket, the function it calls ("" for none)
     for i, (kind, text) in enumerate(tokens):
         before = tokens[i - 1] if i else ("", "")
-        after = tokens[i + 1][1] if i + 1 < len(tokens) else ""
         if text in ("(", "["):
             calls.append(before[1] if text == "(" and before[0] == "name" else "")
         elif text in (")", "]") and calls:
             calls.pop()
         elif kind == "string" and "\\" in text and not (calls and calls[-1] in _REGEX_FUNCTIONS):
             problems.append(f"string {text} has a backslash: {_ESCAPE}")
-        elif kind == "name" and text not in ZEN_WORDS and before[1] != "." and after != "(":
+    for text in _bare_names(tokens):
+        if text not in fields:
             problems.append(f"{text} is not quoted: ZEN reads a bare word as a variable (null here), not as "
                             f"text, so the row would not match {text}; write \"{text}\"")
     return problems

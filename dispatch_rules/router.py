@@ -33,7 +33,7 @@ from contracts import ClassifiedCall, DetectedEvent, DispatchDecision, Priority,
 from dispatch_rules.bundle import DEFAULT_TABLES_DIR, TableName, load_bundle
 from dispatch_rules.compiler import CompiledRules, RulesValidationError, compile_rules
 from dispatch_rules.directory import ResolutionError
-from dispatch_rules.jdm import Row
+from dispatch_rules.jdm import Row, referenced_fields
 from dispatch_rules.versions import RuleStoreError
 
 log = structlog.get_logger(__name__)
@@ -236,7 +236,12 @@ def _emergency_row_ignores_category(rules: CompiledRules, inputs: RuleInputs, co
         row, result = rules.evaluate("department", context)
     except Exception:  # the engine's failure is traced when the table runs for real
         return False
-    return row is not None and not result.get("manual_reason") and not _CLASSIFIER_FIELDS & set(row.conditions)
+    return row is not None and not result.get("manual_reason") and not _CLASSIFIER_FIELDS & _fields_read(row)
+
+
+def _fields_read(row: Row) -> set[str]:
+    """The fields a row tests: its filled columns, and any its cells name (`$ == "emergency" and confidence > 0.5`)."""
+    return set(row.conditions).union(*(referenced_fields(cell) for cell in row.cells.values()))
 
 
 def _route_department(rules: CompiledRules, inputs: RuleInputs, context: dict[str, Any], trace: _Trace) -> _Route:

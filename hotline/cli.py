@@ -360,6 +360,8 @@ def ingest_frames_command(
     transport = open_transport(get_settings())
     try:
         report = ingest_frames(transport, folder, camera, interval, limit=limit)
+    except ValueError as problem:  # a bad --interval: said before anything is published
+        _fail(str(problem))
     finally:
         transport.close()
     console.print(f"frames accepted: {report.accepted}, rejected to dead letters: {report.rejected}")
@@ -382,6 +384,7 @@ def _run_embedded(settings: Settings, follow: bool = False) -> None:
         _drive_embedded(settings, bus, follow)
     except KeyboardInterrupt:
         console.print("stopped (Ctrl-C): what was processed is committed; the rest waits for the next run")
+        raise typer.Exit(130) from None  # the shell's code for Ctrl-C; `demo` stops here too
     finally:
         bus.close()
 

@@ -9,6 +9,7 @@ import base64
 import csv
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -202,6 +203,10 @@ def _zone(written: str | None) -> timezone | None:
 def ingest_frames(transport: Transport, folder: Path, camera_id: str, interval_seconds: float = 10.0,
                   start: datetime | None = None, limit: int | None = None) -> IngestReport:
     """Publish a folder's images, in name order, as a camera's frames `interval_seconds` apart."""
+    if not 0 < interval_seconds < math.inf:  # NaN too
+        # the camera stage dead-letters a frame not later than its camera's last as a redelivery
+        raise ValueError(f"interval must be a number of seconds above 0, not {interval_seconds:g}: each frame must "
+                         "be later than the one before")
     report = IngestReport()
     start = start or datetime.now(UTC)
     files = sorted(p for p in folder.iterdir() if p.is_file())[: limit or None]

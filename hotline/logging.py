@@ -10,12 +10,19 @@ import structlog
 _HANDLER_NAME = "hotline"
 
 
+def _stderr() -> TextIO:
+    """sys.stderr as it is now: in-process runners (tests, typer's CliRunner) swap it and close the one they swapped
+    in. Under a rich Progress or status it is rich's proxy, which would print the line wrapped to the progress's
+    console (stdout): the file behind the proxy is written instead."""
+    stream: TextIO = getattr(sys.stderr, "rich_proxied_file", sys.stderr)
+    return stream
+
+
 class _StderrHandler(logging.StreamHandler[TextIO]):
-    """Writes to sys.stderr as it is when a record comes: in-process runners (tests, typer's CliRunner) swap it and
-    close the one they swapped in."""
+    """Writes to _stderr() as it is when a record comes."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
+        self.stream = _stderr()
         super().emit(record)
 
 
@@ -41,8 +48,8 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
 
 
 def _print_to_stderr(*_args: Any) -> structlog.PrintLogger:
-    """A printer to sys.stderr as it is now (see _StderrHandler); loggers are not cached, so one per event."""
-    return structlog.PrintLogger(sys.stderr)
+    """A printer to _stderr() as it is now; loggers are not cached, so one per event."""
+    return structlog.PrintLogger(_stderr())
 
 
 def _route_stdlib_logging(level: str, shared: list[structlog.types.Processor], renderer: structlog.types.Processor,

@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "HOTLINE_"
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # the standard library's other names
 
 
 class SettingsError(ValueError):
@@ -129,7 +130,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default is a SQLite file in data_dir.")
     cameras_file: Path = REPO_ROOT / "vision" / "cameras.yaml"
     log_format: Literal["console", "json"] = "console"
-    log_level: LogLevel = Field("INFO", description="debug, info, warning, error or critical (any case).")
+    log_level: LogLevel = Field("INFO", description=(
+        "debug, info, warning (warn), error or critical (fatal), any case."))
     rules_refresh_seconds: float = Field(5.0, gt=0, description="How often workers look for newly published rules.")
     outbox_relay_seconds: float = Field(5.0, gt=0, description=(
         "How often the API publishes ticket events left in the outbox (after a broker outage or a crash)."))
@@ -145,7 +147,10 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_name(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        name = value.strip().upper()
+        return _LEVEL_ALIASES.get(name, name)
 
     @classmethod
     def settings_customise_sources(

@@ -106,3 +106,41 @@ def test_choosing_e5_before_it_is_built_warns_that_the_baseline_runs_alone(
         build_pipeline(make_settings(data_dir=settings.data_dir.parent / "default"), open_store(settings))
     assert not [entry for entry in logs if entry["event"] == "classifier_model_unavailable"]
 
+
+
+class _Bus:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _interrupted(_settings: Settings, _bus: object, _follow: bool) -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_run_with_130_and_closes_the_bus(cli_settings: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hotline.pipeline
+
+    bus = _Bus()
+    monkeypatch.setattr(hotline.pipeline, "open_embedded_bus", lambda _settings: bus)
+    monkeypatch.setattr(hotline.cli, "_drive_embedded", _interrupted)
+    stopped = CliRunner().invoke(app, ["run"])
+    assert stopped.exit_code == 130 and bus.closed
+    assert stopped.output.count("stopped (Ctrl-C)") == 1
+
+
+def test_ctrl_c_during_the_demo_run_prints_no_tickets(cli_settings: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hotline.ingest
+    import hotline.pipeline
+
+    fed = SimpleNamespace(accepted=1, rejected=0)
+    printed: list[int] = []
+    monkeypatch.setattr(hotline.cli, "_setup", lambda _settings: None)
+    monkeypatch.setattr(hotline.ingest, "ingest_transcripts", lambda *_args, **_kwargs: fed)
+    monkeypatch.setattr(hotline.ingest, "ingest_frames", lambda *_args, **_kwargs: fed)
+    monkeypatch.setattr(hotline.pipeline, "open_embedded_bus", lambda _settings: _Bus())
+    monkeypatch.setattr(hotline.cli, "_drive_embedded", _interrupted)
+    monkeypatch.setattr(hotline.cli, "_print_tickets", lambda _settings, limit: printed.append(limit))
+    stopped = CliRunner().invoke(app, ["demo"])
+    assert stopped.exit_code == 130 and printed == [] and "stopped (Ctrl-C)" in stopped.output

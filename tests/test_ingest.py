@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from contracts import DeadLetter, HotlineTranscript, Topic
-from hotline.ingest import IngestReport, ingest_transcripts, read_transcripts
+from hotline.ingest import IngestReport, ingest_frames, ingest_transcripts, read_transcripts
 from streams import EmbeddedBus
 
 
@@ -193,3 +193,34 @@ def test_rows_are_committed_in_chunks(tmp_path: Path, monkeypatch: pytest.Monkey
     report = ingest_transcripts(bus, path)
     assert (report.accepted, bus.count(Topic.TRANSCRIPTS), batches) == (7, 7, 3)
     bus.close()
+
+
+@pytest.mark.parametrize("interval", [0.0, -10.0, float("nan"), float("inf")])
+def test_frames_need_a_positive_interval(tmp_path: Path, interval: float) -> None:
+    """Frames of one camera at equal or falling times would be dead-lettered as stale by the camera stage."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    bus = EmbeddedBus(tmp_path / "journal.sqlite3", max_bytes=lambda _topic: 10**7)
+    with pytest.raises(ValueError, match="interval must be a number of seconds above 0"):
+        ingest_frames(bus, folder, "cam-A3-0001", interval)
+    assert bus.count(Topic.FRAMES) == 0
+    bus.close()
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_frames_command_refuses_an_interval_of_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from hotline.cli import app
+    from hotline.settings import get_settings
+
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    result = CliRunner().invoke(app, ["ingest", "frames", str(folder), "--camera", "cam-A3-0001", "--interval", "0"])
+    get_settings.cache_clear()
+    assert result.exit_code == 1 and "error: interval must be a number of seconds above 0" in result.output
+    assert "Traceback" not in result.output

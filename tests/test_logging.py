@@ -3,12 +3,16 @@ kafka) go through structlog's renderer too."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
 import structlog
+from rich.console import Console
+from rich.file_proxy import FileProxy
 
 from hotline.logging import configure_logging
 
@@ -58,3 +62,15 @@ def test_configuring_again_replaces_the_handler_only() -> None:
     root = logging.getLogger()
     assert [h.get_name() for h in root.handlers].count("hotline") == 1
     assert root.level == logging.WARNING
+
+
+def test_lines_go_to_stderr_itself_under_a_rich_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rich Progress or status swaps sys.stderr for a proxy that prints, wrapped, to its console (stdout)."""
+    stderr, screen = io.StringIO(), io.StringIO()
+    configure_logging("INFO", "json")
+    monkeypatch.setattr(sys, "stderr", FileProxy(Console(file=screen, width=40), stderr))
+    logging.getLogger("alembic.runtime.migration").info("Running upgrade %s -> %s", "0007", "0008")
+    structlog.get_logger("hotline").info("worker_starting", stages=["classify", "dispatch", "ticketing"])
+    assert screen.getvalue() == ""
+    records = [json.loads(line) for line in stderr.getvalue().splitlines()]
+    assert [r["event"] for r in records] == ["Running upgrade 0007 -> 0008", "worker_starting"]

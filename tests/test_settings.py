@@ -83,7 +83,8 @@ def test_a_misspelt_nested_environment_variable_is_refused_in_one_line(monkeypat
         "(misspelt?)"]
 
 
-@pytest.mark.parametrize(("given", "level"), [("debug", "DEBUG"), (" Warning ", "WARNING"), ("ERROR", "ERROR")])
+@pytest.mark.parametrize(("given", "level"), [("debug", "DEBUG"), (" Warning ", "WARNING"), ("ERROR", "ERROR"),
+                                              ("WARN", "WARNING"), ("warn", "WARNING"), ("Fatal", "CRITICAL")])
 def test_the_log_level_is_any_case(given: str, level: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOTLINE_LOG_LEVEL", given)
     assert Settings().log_level == level

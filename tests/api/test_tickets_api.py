@@ -13,12 +13,11 @@ from sqlalchemy import update
 from sqlalchemy.exc import DataError, OperationalError
 
 from api.users import UserError, add_user, authenticate, list_users, revoke_user, rotate_token
-from consoles.ticket_desk import column_length
 from contracts import DispatchDecision, Priority, Source
 from hotline.settings import REPO_ROOT, Settings
 from tickets import TicketStore
 from tickets.lifecycle import Lifecycle
-from tickets.models import Ticket, TicketTransition
+from tickets.models import Ticket, TicketTransition, column_length
 
 from ..postgres_server import postgres_server
 from .conftest import A3, A5, Api

@@ -66,3 +66,58 @@ def test_a_present_term_outweighs_a_supposed_one_in_another_clause() -> None:
 
 def test_a_longer_term_is_reported_once() -> None:
     assert assess_urgency("电梯困人了").terms == ["电梯困人"]
+
+
+@pytest.mark.parametrize("text", [
+    "小区发生一起火灾，火势很大",
+    "楼道电动车充电引起火灾了，快来人",
+    "幸福小区5栋302起火了，浓烟很大",
+    "我家601起火了",
+    "是不是燃气泄漏了，整栋楼都是味道",
+    "电梯困人过了半个小时了还没人来",
+    "燃气管道泄漏了，味道很大",
+    "天然气管道泄露，快来人",
+    "被困过了一个小时",
+    "楼道里可能燃气泄漏了，味道很大",
+    "恐怕是燃气泄漏，味道很冲",
+    "3月5日晚8点小区3号楼起火，火势很大",
+    "家里厨房漏气了，味道很大，不敢开灯",
+    "漏气了，味道很大",
+    "无人机起火",
+    "没想到着火了",
+    "这已经不是第一次着火了",
+    "邻居没关燃气泄漏了",
+    "着火的危险品仓库就在我们小区旁边",
+])
+def test_present_reports_with_clashing_words_hedges_or_dates_stay_emergencies(text: str) -> None:
+    assert assess_urgency(text).level == Urgency.EMERGENCY
+
+
+@pytest.mark.parametrize("text,level", [
+    ("家里没有燃气泄漏，只是想咨询燃气费怎么交", Urgency.NONE),
+    ("共享单车轮胎漏气一直没人修", Urgency.NONE),
+    ("家里自行车轮胎漏气了", Urgency.NONE),
+    ("家里暖气漏气，味道很大", Urgency.NONE),
+    ("看着火车开过去", Urgency.NONE),
+    ("信息大爆炸的时代", Urgency.NONE),
+    ("电动车在楼道充电，存在火灾隐患", Urgency.ELEVATED),
+    ("一旦失火后果不堪设想", Urgency.ELEVATED),
+    ("去年小区发生过一次火灾", Urgency.ELEVATED),
+    ("电线老化，可能导致火灾", Urgency.ELEVATED),
+    ("电线老化，可能会起火，味道很大", Urgency.ELEVATED),
+    ("楼道里可能燃气泄漏", Urgency.ELEVATED),
+    ("是不是燃气泄漏", Urgency.ELEVATED),
+    ("电梯被困过两次", Urgency.ELEVATED),
+    ("2018年小区起火了，至今没有赔偿", Urgency.ELEVATED),
+])
+def test_clear_non_emergencies_stay_out(text: str, level: Urgency) -> None:
+    assert assess_urgency(text).level == level
+
+
+def test_a_clash_drops_only_the_clashing_term() -> None:
+    assert assess_urgency("小区发生一起火灾").terms == ["火灾"]
+
+
+def test_fires_counted_are_past_events() -> None:
+    finding = assess_urgency("今年小区内就发生了3起火灾")
+    assert finding.level == Urgency.ELEVATED and finding.terms == ["火灾"]

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from contracts import EventKind, Priority, Urgency
 from dispatch_rules.bundle import RuleBundle
 from dispatch_rules.compiler import CompiledRules, compile_rules
@@ -76,6 +78,19 @@ def test_an_emergency_is_routed_even_when_the_category_is_unsure(rules: Compiled
     assert ordinary.department is None and "below the rules' threshold" in (ordinary.manual_reason or "")
     calm = router.route_call(call("城乡建设", "楼道里燃气泄漏", confidence=0.2))
     assert calm.department is None  # not an emergency: the gate holds
+
+
+@pytest.mark.parametrize("cell", ['$ == "emergency" and category == "城乡建设"',
+                                  '$ == "emergency" and confidence > 0.1',
+                                  '$ == "emergency" and $root.sub_category == null'])
+def test_an_emergency_row_naming_a_classifier_field_keeps_the_gate(shipped: RuleBundle, cell: str) -> None:
+    """A cell may read the category, sub-category or confidence by name: such a row asks the classifier."""
+    bundle = edit_table(shipped, "department.json",
+                        lambda c: rule(c, "hl.emergency.gas").__setitem__(column(c, "urgency"), cell))
+    unsure = DecisionTableRouter(compile_rules(bundle, "named")).route_call(
+        call("城乡建设", "楼道里燃气泄漏，味道很大！", confidence=0.2, urgency=Urgency.EMERGENCY,
+             urgency_terms=["燃气泄漏"]))
+    assert unsure.department is None and "below the rules' threshold" in (unsure.manual_reason or "")
 
 
 def test_hour_of_day_raises_priority(rules: CompiledRules) -> None:

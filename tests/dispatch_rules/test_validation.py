@@ -9,7 +9,7 @@ import pytest
 
 from dispatch_rules.bundle import RuleBundle
 from dispatch_rules.compiler import RuleError, RulesValidationError, compile_rules, validate_bundle
-from dispatch_rules.jdm import condition_problems
+from dispatch_rules.jdm import Interval, condition_problems, parse_condition, referenced_fields
 
 from .conftest import column, edit_table, rule, set_output
 
@@ -235,6 +235,30 @@ def test_a_bare_word_in_a_condition_is_rejected(shipped: RuleBundle, file: str, 
                                   'startsWith($, "建议")', "[7..9]", ">= 0.8", 'some($, # == "a")'])
 def test_functions_and_zen_words_are_not_bare_words(cell: str) -> None:
     assert condition_problems(cell) == []
+
+
+@pytest.mark.parametrize("cell", ['$ == "城乡建设" and confidence >= 0.5',
+                                  '$ == "城乡建设" and $root.confidence >= 0.5', "> 1_000", "[1_000..2_000.5]"])
+def test_input_fields_root_and_grouped_digits_are_not_bare_words(shipped: RuleBundle, cell: str) -> None:
+    """ZEN reads another input field by name, $root as the whole case, and 1_000 as a thousand."""
+    assert condition_problems(cell, {"category", "confidence"}) == []
+    bundle = edit_table(shipped, "department.json",
+                        lambda c: rule(c, "hl.cx.default").__setitem__(column(c, "category"), cell))
+    assert not [e for e in validate_bundle(bundle).errors if "not quoted" in e.message]
+
+
+def test_a_field_of_no_table_is_still_a_bare_word() -> None:
+    assert "confdence is not quoted" in condition_problems("$ > 1 and confdence >= 0.5", {"confidence"})[0]
+
+
+def test_grouped_digits_read_as_numbers() -> None:
+    assert parse_condition("> 1_000") == Interval(lo=1000.0)
+    assert parse_condition("[1_000..2_000.5]") == Interval(1000.0, True, 2000.5, True)
+
+
+def test_the_fields_a_condition_reads_by_name() -> None:
+    cell = '$ == "x" and confidence > 0.5 or $root.sub_category == "y" or contains(text, "category")'
+    assert referenced_fields(cell) == {"confidence", "sub_category", "text"}
 
 
 @pytest.mark.parametrize(("setting", "value"), [

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import typer
 
 from contracts import DeadLetter, HotlineTranscript, TicketEvent, Topic
 from hotline.pipeline import build_pipeline, open_embedded_bus, open_store
@@ -201,10 +202,11 @@ def test_hotline_run_stops_cleanly_on_ctrl_c(follow: bool, make_settings: Callab
     if follow:
         threading.Timer(1.0, a_new_call).start()
     try:
-        hotline.cli._run_embedded(settings, follow=follow)
+        with pytest.raises(typer.Exit) as stopped:
+            hotline.cli._run_embedded(settings, follow=follow)
     except KeyboardInterrupt:  # uncaught, it would also stop pytest itself
         pytest.fail("Ctrl-C escaped `hotline run`")
-    assert "stopped (Ctrl-C)" in capsys.readouterr().out
+    assert stopped.value.exit_code == 130 and "stopped (Ctrl-C)" in capsys.readouterr().out
     with pytest.raises(sqlite3.ProgrammingError):
         buses[0].count(Topic.TRANSCRIPTS)  # closed
     resumed = open_embedded_bus(settings)
