@@ -345,8 +345,6 @@ def _load_table(bundle: RuleBundle, file: str, name: TableName, context: _Contex
 
 # decision-table node settings and what any other value would do to the router's reading of the result
 NODE_SETTINGS: dict[str, tuple[object, str]] = {
-    "passThrough": (False, "false: ZEN would copy the whole case, the citizen's text too, into the result and "
-                           "so into the stored explanation"),
     "executionMode": ("single", "\"single\": a loop evaluates the table once per item of a list the case "
                                 "does not have"),
     "inputField": ("", "empty: the table reads the case itself, not one field of it"),
@@ -355,6 +353,11 @@ NODE_SETTINGS: dict[str, tuple[object, str]] = {
 
 
 def _check_node_settings(file: str, content: dict[str, Any], report: ValidationReport) -> None:
+    if content.get("passThrough"):  # ZEN's editor may set it; the router runs the table without it
+        content["passThrough"] = False
+        report.warnings.append(RuleError(file, "passThrough is ignored: it would copy the whole case, the "
+                                               "citizen's text too, into the result and the stored explanation",
+                                         field="passThrough"))
     for key, (default, why) in NODE_SETTINGS.items():
         value = content.get(key)
         if value is not None and (type(value) is not type(default) or value != default):

@@ -10,8 +10,9 @@ import pytest
 from dispatch_rules.bundle import RuleBundle
 from dispatch_rules.compiler import RuleError, RulesValidationError, compile_rules, validate_bundle
 from dispatch_rules.jdm import Interval, condition_problems, parse_condition, referenced_fields
+from dispatch_rules.router import DecisionTableRouter
 
-from .conftest import column, edit_table, rule, set_output
+from .conftest import call, column, edit_table, rule, set_output
 
 
 def errors_of(bundle: RuleBundle) -> list[RuleError]:
@@ -262,12 +263,20 @@ def test_the_fields_a_condition_reads_by_name() -> None:
 
 
 @pytest.mark.parametrize(("setting", "value"), [
-    ("passThrough", True), ("executionMode", "loop"), ("inputField", "case"), ("outputPath", "result"),
+    ("executionMode", "loop"), ("inputField", "case"), ("outputPath", "result"),
 ])
 def test_decision_table_node_settings(shipped: RuleBundle, setting: str, value: object) -> None:
-    """passThrough would copy the citizen's text into the explanation; the others send every case to manual."""
+    """Each of these would send every case to the manual queue."""
     error = only(errors_of(edit_table(shipped, "priority.json", lambda c: c.__setitem__(setting, value))))
     assert (error.table, error.field) == ("priority.json", setting) and repr(value) in error.message
+
+
+def test_pass_through_from_the_editor_is_ignored_so_no_text_reaches_the_explanation(shipped: RuleBundle) -> None:
+    bundle = edit_table(shipped, "department.json", lambda c: c.__setitem__("passThrough", True))
+    rules = compile_rules(bundle, "pass-through")
+    assert [w.field for w in rules.warnings] == ["passThrough"]
+    decision = DecisionTableRouter(rules).route_call(call("城乡建设", "我住A3区XX路5号，电话不通，路灯坏了"))
+    assert "XX路5号" not in json.dumps(decision.explanation, ensure_ascii=False)
 
 
 def test_a_district_alias_in_a_cell_is_rejected(shipped: RuleBundle) -> None:
