@@ -9,11 +9,12 @@ import re
 
 _D = "[0-9０-９]"  # ASCII or full-width digit
 _X = "[XxＸｘ]"
-_NOT_AFTER_DIGIT = f"(?<!{_D})"
+# nor right after a masked number's stars: the four digits masking keeps must not start a match next time
+_NOT_AFTER_DIGIT = "(?<![0-9０-９*])"
 _NOT_BEFORE_DIGIT = f"(?!{_D})"
-_SEP = "[ \u3000-]?"  # one space or dash between groups
+_SEP = "[ \u3000－—–-]{0,2}"  # up to two spaces or dashes (ASCII, full-width, em, en) between groups
 _RESIDENT_ID = re.compile(  # 18 characters (the last may be X), or 15 digits with a yymmdd birth date
-    f"(?<![0-9０-９XxＸｘ])(?:({_D}{{6}}){_SEP}({_D}{{8}}){_SEP}({_D}{{3}}[0-9０-９XxＸｘ])"
+    f"(?<![0-9０-９XxＸｘ*])(?:({_D}{{6}}){_SEP}({_D}{{8}}){_SEP}({_D}{{3}}[0-9０-９XxＸｘ])"
     f"|({_D}{{6}}){_SEP}({_D}{{2}}(?:[0０]{_D}|[1１][0-2０-２])[0-3０-３]{_D}){_SEP}({_D}{{3}}))"
     f"(?![0-9０-９XxＸｘ])")
 _BANK_CARD = re.compile(  # 16-19 digits, run together or in groups of four
@@ -23,7 +24,7 @@ _MOBILE = re.compile(  # with a country code (+86, 0086) kept as written
     f"{_NOT_AFTER_DIGIT}((?:[+＋]|00)?86[ -]?)?([1１][3-9３-９]{_D}){_SEP}({_D}{{4}}){_SEP}({_D}{{4}})"
     f"{_NOT_BEFORE_DIGIT}")
 _LANDLINE = re.compile(
-    f"{_NOT_AFTER_DIGIT}(?:[(（]([0０]{_D}{{2,3}})[)）] ?|([0０]{_D}{{2,3}}){_SEP})"
+    f"{_NOT_AFTER_DIGIT}(?:[(（]([0０]{_D}{{2,3}})[)）]{_SEP}|([0０]{_D}{{2,3}}){_SEP})"
     f"({_D}{{3,4}}){_SEP}({_D}{{4}}){_NOT_BEFORE_DIGIT}")
 
 

@@ -28,6 +28,14 @@ from contracts import mask_phone, mask_pii
     ("银行卡6222021234567890", "银行卡************7890"),
     ("银行卡6222021234567890123", "银行卡***************0123"),
     ("银行卡6222 0212 3456 7890 123", "银行卡***************0123"),
+    ("座机0734—7237198", "座机0734-****7198"),  # em dash, full-width dash, doubled dash
+    ("座机0736－7258509", "座机0736-****8509"),
+    ("座机0746--2213405", "座机0746-****3405"),
+    ("电话138－1234－5678", "电话138****5678"),
+    ("电话138  1234  5678", "电话138****5678"),
+    ("座机(0731)-84512345", "座机0731-****2345"),
+    # the four digits kept must not start a match on the next pass (every stage masks again)
+    ("总机0731-84510123 84512346", "总机0731-****0123 84512346"),
 ])
 def test_personal_numbers_are_masked_once(text: str, masked: str) -> None:
     assert mask_pii(text) == masked
