@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from contracts import TicketEvent, Topic
@@ -56,6 +56,38 @@ class OutboxRelay:
                     return total
 
     def _relay_batch(self, batch: int) -> int:
+        if self.store.engine.dialect.name == "sqlite":
+            return self._relay_batch_unlocked(batch)
+        return self._relay_batch_locked(batch)
+
+    def _relay_batch_unlocked(self, batch: int) -> int:
+        """SQLite has one write lock for the whole file: held while a slow broker takes a publish, it would stall
+        every ticket write. So the events are read, published, then marked in a short write of their own (two
+        relaying processes may both publish an event: delivery is at least once anyway)."""
+        with self.store.session() as session:
+            rows = [(row.id, row.topic, row.payload, row.key) for row in session.scalars(
+                select(OutboxEvent).where(OutboxEvent.published_at.is_(None)).order_by(OutboxEvent.id).limit(batch))]
+        published: list[int] = []
+        failure: Exception | None = None
+        for event_id, topic, payload, key in rows:
+            try:
+                self.transport.publish_raw(Topic(topic), payload, key)
+            except Exception as error:  # mark what went out before raising
+                failure = error
+                break
+            published.append(event_id)
+        if published:
+            with self.store.session() as session, session.begin():
+                session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(published),
+                                                          OutboxEvent.published_at.is_(None))
+                                .values(published_at=self._clock()))
+        if failure is not None:
+            raise failure
+        return len(published)
+
+    def _relay_batch_locked(self, batch: int) -> int:
+        """PostgreSQL: the rows stay locked while they are published, so relays of several processes keep each
+        ticket's events in order (row locks hold up no other writer)."""
         failure: Exception | None = None
         done = 0
         with self.store.session() as session, session.begin():

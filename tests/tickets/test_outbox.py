@@ -72,6 +72,31 @@ def test_a_broker_outage_keeps_the_transition_and_its_event_until_the_next_relay
     assert all(isinstance(e, TicketEvent) and e.ticket_id == ticket_id for e in events)
 
 
+def test_a_slow_broker_holds_up_no_ticket_write_on_sqlite(loop: Loop) -> None:
+    """The relay publishes outside SQLite's write lock: a ticket is created while a publish hangs."""
+    import threading
+
+    order: list[str] = []
+    wrote = threading.Event()
+
+    class SlowTransport(FlakyTransport):
+        def publish_raw(self, topic: Topic, value: bytes, key: str | None = None) -> None:
+            wrote.wait(timeout=10)  # the broker takes its time, until the write went through (or 10 s)
+            order.append("published")
+            super().publish_raw(topic, value, key)
+
+    Lifecycle(loop.store, FlakyTransport(loop.bus, fail_after=0), clock=loop.clock).accept(
+        loop.ticket(), "department:wang@" + A3)  # one event pending in the outbox
+    relay = OutboxRelay(loop.store, SlowTransport(loop.bus))
+    relaying = threading.Thread(target=relay.relay)
+    relaying.start()
+    loop.ticket()  # a write while the publish hangs
+    order.append("written")
+    wrote.set()
+    relaying.join()
+    assert order == ["written", "published"] and relay.pending() == 0
+
+
 def test_published_events_are_pruned_after_a_week_and_pending_ones_never(loop: Loop) -> None:
     dying = Lifecycle(loop.store, None, clock=loop.clock)
     first, second = loop.ticket(), loop.ticket()
