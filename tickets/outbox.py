@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from contracts import TicketEvent, Topic
@@ -34,6 +34,10 @@ def stage(session: Session, events: Iterable[TicketEvent], now: datetime) -> Non
     """Add the events to the outbox inside the caller's transaction."""
     for event in events:
         session.add(OutboxEvent(topic=Topic.TICKETS.value, key=event.key(), payload=encode(event), created_at=now))
+
+
+def _pending(batch: int) -> Select[OutboxEvent]:
+    return select(OutboxEvent).where(OutboxEvent.published_at.is_(None)).order_by(OutboxEvent.id).limit(batch)
 
 
 class OutboxRelay:
@@ -65,20 +69,11 @@ class OutboxRelay:
         every ticket write. So the events are read, published, then marked in a short write of their own (two
         relaying processes may both publish an event: delivery is at least once anyway)."""
         with self.store.session() as session:
-            rows = [(row.id, row.topic, row.payload, row.key) for row in session.scalars(
-                select(OutboxEvent).where(OutboxEvent.published_at.is_(None)).order_by(OutboxEvent.id).limit(batch))]
-        published: list[int] = []
-        failure: Exception | None = None
-        for event_id, topic, payload, key in rows:
-            try:
-                self.transport.publish_raw(Topic(topic), payload, key)
-            except Exception as error:  # mark what went out before raising
-                failure = error
-                break
-            published.append(event_id)
+            rows = list(session.scalars(_pending(batch)))
+        published, failure = self._publish(rows)
         if published:
             with self.store.session() as session, session.begin():
-                session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(published),
+                session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([row.id for row in published]),
                                                           OutboxEvent.published_at.is_(None))
                                 .values(published_at=self._clock()))
         if failure is not None:
@@ -88,22 +83,22 @@ class OutboxRelay:
     def _relay_batch_locked(self, batch: int) -> int:
         """PostgreSQL: the rows stay locked while they are published, so relays of several processes keep each
         ticket's events in order (row locks hold up no other writer)."""
-        failure: Exception | None = None
-        done = 0
         with self.store.session() as session, session.begin():
-            rows = list(session.scalars(select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
-                                        .order_by(OutboxEvent.id).limit(batch).with_for_update()))
-            for row in rows:
-                try:
-                    self.transport.publish_raw(Topic(row.topic), row.payload, row.key)
-                except Exception as error:  # commit the marks of what went out before raising
-                    failure = error
-                    break
+            published, failure = self._publish(list(session.scalars(_pending(batch).with_for_update())))
+            for row in published:  # the marks of what went out are committed before raising
                 row.published_at = self._clock()
-                done += 1
         if failure is not None:
             raise failure
-        return done
+        return len(published)
+
+    def _publish(self, rows: list[OutboxEvent]) -> tuple[list[OutboxEvent], Exception | None]:
+        """Publish in order until one fails: what went out, and the error that stopped it."""
+        for done, row in enumerate(rows):
+            try:
+                self.transport.publish_raw(Topic(row.topic), row.payload, row.key)
+            except Exception as error:
+                return rows[:done], error
+        return rows, None
 
     def prune(self, keep: timedelta = KEEP_PUBLISHED) -> int:
         """Delete events published more than `keep` ago; returns how many."""
