@@ -21,9 +21,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from classifiers.data import text_encoding
-from contracts import CameraFrame, HotlineTranscript, Topic, mask_phone, mask_pii
+from contracts import CameraFrame, HotlineTranscript, Topic, mask_phone
 from streams import Rejected, Transport
-from streams.codec import _error_details, summarise
+from streams.codec import _error_details, mask_json_strings, summarise
 
 # Column names accepted for each field: our own, the 泰迪杯 message-board export, and messages_train.csv.
 _COLUMNS = {
@@ -92,19 +92,9 @@ def _ingest_rows(transport: Transport, path: Path, rows: Iterable[tuple[int, Any
 def _masked_payload(row: dict[str, Any]) -> bytes:
     """The refused row as JSON, with phone and ID numbers masked as the contract would have masked them."""
     phone_columns = set(_COLUMNS["caller_phone"])
-    masked = {key: mask_phone(value) if key in phone_columns and isinstance(value, str) else _mask_value(value)
-              for key, value in row.items()}
+    masked = {key: mask_phone(value) if key in phone_columns and isinstance(value, str)
+              else mask_json_strings(value) for key, value in row.items()}
     return json.dumps(masked, ensure_ascii=False).encode("utf-8")
-
-
-def _mask_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return mask_pii(value)
-    if isinstance(value, list):
-        return [_mask_value(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _mask_value(item) for key, item in value.items()}
-    return value
 
 
 def _rows(path: Path, limit: int | None) -> Iterator[tuple[int, Any]]:

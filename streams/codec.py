@@ -123,7 +123,7 @@ def masked_payload(raw: bytes, origin_topic: str | None = None) -> bytes:
         document = _json_document(raw)
         if document is not None:
             try:
-                return json.dumps(_mask_strings(document), ensure_ascii=False).encode("utf-8")
+                return json.dumps(mask_json_strings(document), ensure_ascii=False).encode("utf-8")
             except RecursionError:  # nested deeper than Python recurses: masked as text below
                 pass
     text = raw[:DEAD_LETTER_PAYLOAD_LIMIT + _MASK_MARGIN_BYTES].decode("utf-8", "surrogateescape")
@@ -148,11 +148,12 @@ def _json_document(raw: bytes) -> Any:
     return document if isinstance(document, dict | list) else None
 
 
-def _mask_strings(value: Any, field_name: str | None = None) -> Any:
+def mask_json_strings(value: Any, field_name: str | None = None) -> Any:
+    """A JSON value with personal numbers masked in its strings; numbers, and base64 bytes, left as they are."""
     if isinstance(value, str):
         return value if field_name in _BINARY_FIELDS else mask_pii(value)
     if isinstance(value, dict):
-        return {key: _mask_strings(item, key) for key, item in value.items()}
+        return {key: mask_json_strings(item, key) for key, item in value.items()}
     if isinstance(value, list):
-        return [_mask_strings(item, field_name) for item in value]
+        return [mask_json_strings(item, field_name) for item in value]
     return value
