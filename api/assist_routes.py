@@ -32,9 +32,8 @@ from classifiers.extract import extract_place
 from classifiers.service import TextIntelligence
 from consoles.auth import api_or_console_user
 from consoles.direct_answers import DuplicateCall, record_direct_answer
-from contracts import AgentAssist, Channel, HotlineTranscript, Priority, Topic
+from contracts import CITY_TZ, AgentAssist, Channel, HotlineTranscript, Priority, Topic
 from contracts.messages import Identifier
-from tickets.store import CITY_TZ
 
 router = APIRouter(prefix="/api", tags=["call centre"])
 

@@ -37,9 +37,8 @@ from sqlalchemy import Select, exists, literal, select
 from api.context import ApiContext
 from api.schemas import city_time
 from api.users import Principal, Role, authenticate
-from contracts import CITYMGMT_EVENT_CODES, Channel, HotlineTranscript, Topic
+from contracts import CITY_TZ, CITYMGMT_EVENT_CODES, Channel, HotlineTranscript, Topic
 from tickets.models import Open311Request, Ticket, TicketStatus, column_length
-from tickets.store import CITY_TZ
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 
 from api.users import Principal
+from contracts import CITY_TZ
 from tickets.lifecycle import OPEN_STATUSES, allowed_actions
 from tickets.models import Ticket, TicketAttachment, TicketTransition
-from tickets.store import CITY_TZ
 
 CITY_TIME = "A time without a zone is the city's time (Asia/Shanghai)."
 

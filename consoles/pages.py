@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -43,6 +42,7 @@ from consoles.ticket_desk import (
     department_queue,
     desk_view,
 )
+from contracts import CITY_TZ
 from dispatch_rules.backtest import BacktestResult
 from dispatch_rules.bundle import TABLE_NAMES
 from dispatch_rules.compiler import RuleError, RulesValidationError
@@ -58,7 +58,6 @@ HERE = Path(__file__).parent
 STATIC_URL = "/static/console"
 MAX_FORM_BYTES = 2 * 1024 * 1024
 MAX_PHOTO_FORM_BYTES = 15 * 1024 * 1024  # a resolution photo (≤ 10 MB) travels base64-encoded in the form
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 MAX_ROW_ID = 2**63 - 1  # the largest integer id a database column holds; a larger one overflows the driver
 TICKET_ID_LENGTH = column_length(Ticket.__table__.c.id)
 DISTRICT_LENGTH = column_length(Ticket.__table__.c.district)
@@ -82,7 +81,7 @@ def _local(moment: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
     if moment is None:
         return "-"
     aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    return aware.astimezone(LOCAL_TZ).strftime(fmt)
+    return aware.astimezone(CITY_TZ).strftime(fmt)
 
 
 def _pct(value: float | None) -> str:

@@ -1,6 +1,7 @@
 """Typed contracts between the pipeline's stages: every message on every topic is one of these models."""
 
 from contracts.messages import (
+    CITY_TZ,
     CITYMGMT_EVENT_CODES,
     AgentAssist,
     CameraFrame,
@@ -25,6 +26,7 @@ from contracts.topics import TOPIC_MODELS, Topic
 
 __all__ = [
     "CITYMGMT_EVENT_CODES",
+    "CITY_TZ",
     "TOPIC_MODELS",
     "AgentAssist",
     "CameraFrame",

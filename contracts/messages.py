@@ -9,10 +9,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, Base64Bytes, BaseModel, ConfigDict, Field, field_validator
 
 from contracts.privacy import mask_phone, mask_pii
+
+# The city's time zone: a time written without a zone is the city's, and ticket numbers carry the city's date.
+CITY_TZ = ZoneInfo("Asia/Shanghai")
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from classifiers.data import text_encoding
-from contracts import CameraFrame, HotlineTranscript, Topic, mask_phone
+from contracts import CITY_TZ, CameraFrame, HotlineTranscript, Topic, mask_phone
 from streams import Rejected, Transport
 from streams.codec import _error_details, mask_json_strings, summarise
 
@@ -39,7 +39,6 @@ _COLUMNS = {
 # length, and each chunk's rows are kept once it commits.
 CHUNK_ROWS = 1000
 IMAGE_SUFFIXES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-CITY_TZ = timezone(timedelta(hours=8))  # a time written without a zone is the city's
 # 2019-01-08, 2019/1/8 9:32, 2019.01.08 10:00:00, 2019年1月8日 10:00, 2026-11-23T10:00:00+08:00
 _TIME = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]*(\d{1,2})[:时](\d{1,2})分?(?::(\d{1,2}))?"
                    r"(\.\d{1,6})?)?\s*(Z|[+-]\d{2}:?\d{2})?")

@@ -10,18 +10,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, selectinload, sessionmaker
 
-from contracts import DispatchDecision, Source
+from contracts import CITY_TZ, DispatchDecision, Source
 from tickets.migrate import upgrade_database
 from tickets.models import OPEN_STATUSES, Ticket, TicketAttachment, TicketStatus, TicketTransition
 
 SYSTEM_ACTOR = "system:auto-dispatch"
-CITY_TZ = ZoneInfo("Asia/Shanghai")  # the city's day dates the ticket numbers (as the consoles and the rules' zone)
 # execution option: on SQLite, a transaction that only reads BEGINs deferred instead of taking the write lock
 SQLITE_READ_ONLY = "hotline_sqlite_read_only"
 
