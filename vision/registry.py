@@ -59,9 +59,7 @@ class Camera(BaseModel):
 
     @model_validator(mode="after")
     def _unique_zones(self) -> Camera:
-        ids = [z.zone_id for z in self.zones]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
+        if duplicates := _repeated([z.zone_id for z in self.zones]):
             raise ValueError(f"camera {self.camera_id!r}: zone ids appear more than once: {duplicates}")
         return self
 
@@ -72,9 +70,7 @@ class CameraRegistry(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> CameraRegistry:
-        ids = [c.camera_id for c in self.cameras]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
+        if duplicates := _repeated([c.camera_id for c in self.cameras]):
             raise ValueError(f"camera ids appear more than once: {duplicates}")
         return self
 
@@ -87,3 +83,7 @@ class CameraRegistry(BaseModel):
             return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
         except (ValidationError, yaml.YAMLError) as exc:
             raise ValueError(f"camera registry {path} is invalid: {exc}") from exc
+
+
+def _repeated(ids: list[str]) -> list[str]:
+    return sorted({i for i in ids if ids.count(i) > 1})
