@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from classifiers import BaselineClassifier
 from classifiers.service import TextIntelligence
 from hotline.pipeline import BASELINE_MODEL_FILE, build_text_intelligence
-from hotline.settings import REPO_ROOT, Settings
+from hotline.settings import REPO_ROOT, Settings, get_settings
 from tickets.migrate import upgrade_database
 
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -83,3 +85,23 @@ def text_intelligence(tmp_path_factory: pytest.TempPathFactory, e5_models_dir: P
     built = build_text_intelligence(Settings(data_dir=data_dir, shared_dir=SHARED_DIR))
     assert isinstance(built, TextIntelligence), built
     return built
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI configures logging for the process; put the test session's back."""
+    root = logging.getLogger()
+    handlers, level, config = list(root.handlers), root.level, structlog.get_config()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The process's settings (as the CLI reads them) on a temporary data dir."""
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()

@@ -3,7 +3,6 @@ settings that would silently do the wrong thing are refused or warned about."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,16 +18,7 @@ from hotline.cli import app
 from hotline.pipeline import BASELINE_MODEL_FILE, build_pipeline, open_store
 from hotline.settings import Settings, get_settings
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI configures logging for the process; put the test session's back."""
-    root = logging.getLogger()
-    handlers, level, config = list(root.handlers), root.level, structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture

@@ -137,21 +137,6 @@ def test_a_file_that_fails_part_way_keeps_its_committed_chunks(tmp_path: Path, m
     assert kept == report.accepted
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The CLI configures logging for the process; put the test session's back."""
-    import logging
-
-    import structlog
-
-    root = logging.getLogger()
-    handlers, level, config = list(root.handlers), root.level, structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
-
-
 @pytest.mark.usefixtures("restore_logging")
 def test_the_ingest_command_says_how_many_rows_it_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -16,15 +15,7 @@ from rich.file_proxy import FileProxy
 
 from hotline.logging import configure_logging
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level, config = list(root.handlers), root.level, structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _emit_everywhere() -> None:

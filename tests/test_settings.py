@@ -3,17 +3,17 @@ at any depth (file or environment), a log level that is no level."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from hotline.cli import app
 from hotline.settings import Settings, SettingsError, describe_settings_error, get_settings
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture(autouse=True)
@@ -24,17 +24,6 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI configures logging for the process; put the test session's back."""
-    root = logging.getLogger()
-    handlers, level, config = list(root.handlers), root.level, structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])

@@ -6,9 +6,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,17 +18,9 @@ from api.cli import REDACTED, escalate_overdue, serve, users_add, users_app
 from api.users import authenticate
 from contracts import DispatchDecision, Priority, Source, TicketEvent, Topic
 from hotline.pipeline import open_embedded_bus, open_store
-from hotline.settings import Settings, get_settings
+from hotline.settings import Settings
 
 from .conftest import A3
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
 
 
 def test_users_commands(settings: Settings) -> None:

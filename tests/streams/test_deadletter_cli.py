@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from contracts import AgentAssist, HotlineTranscript, Topic
 from hotline.cli import deadletter_app
-from hotline.settings import Settings, get_settings
+from hotline.settings import Settings
 from streams import EmbeddedBus, processing
 from streams.codec import Rejected
 from streams.stage import Stage
 
 from .test_processing import _echo, _Outage
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
 
 
 def _bus(settings: Settings) -> EmbeddedBus:
