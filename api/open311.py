@@ -35,9 +35,8 @@ from pydantic import ValidationError
 from sqlalchemy import Select, exists, literal, select
 
 from api.context import ApiContext
-from api.schemas import city_time
 from api.users import Principal, Role, authenticate
-from contracts import CITY_TZ, CITYMGMT_EVENT_CODES, Channel, HotlineTranscript, Topic
+from contracts import CITY_TZ, CITYMGMT_EVENT_CODES, Channel, HotlineTranscript, Topic, city_time
 from tickets.models import Open311Request, Ticket, TicketStatus, column_length
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])

@@ -32,10 +32,10 @@ from api.schemas import (
     TicketPage,
     TransitionOut,
     Verify,
-    city_time,
 )
 from api.users import Principal, Role
 from consoles.ticket_desk import DeskFormError, check_department
+from contracts import city_time
 from dispatch_rules.router import DecisionTableRouter
 from tickets.lifecycle import (
     OPEN_STATUSES,

@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 
 from api.users import Principal
-from contracts import CITY_TZ
 from tickets.lifecycle import OPEN_STATUSES, allowed_actions
 from tickets.models import Ticket, TicketAttachment, TicketTransition
 
@@ -19,12 +18,6 @@ def aware(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def city_time(moment: datetime) -> datetime:
-    """A time a caller wrote, in UTC: without a zone it is the city's, as a citizen or a clerk of the city
-    writes it (the database's own zone-less times are UTC: see `aware`)."""
-    return (moment.replace(tzinfo=CITY_TZ) if moment.tzinfo is None else moment).astimezone(UTC)
 
 
 class Me(BaseModel):

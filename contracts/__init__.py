@@ -20,6 +20,7 @@ from contracts.messages import (
     SuggestedAnswer,
     TicketEvent,
     Urgency,
+    city_time,
 )
 from contracts.privacy import mask_phone, mask_pii
 from contracts.topics import TOPIC_MODELS, Topic
@@ -46,6 +47,7 @@ __all__ = [
     "TicketEvent",
     "Topic",
     "Urgency",
+    "city_time",
     "mask_phone",
     "mask_pii",
 ]

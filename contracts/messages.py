@@ -6,7 +6,7 @@ so a producer on a newer schema is noticed instead of being half-read.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
@@ -17,6 +17,11 @@ from contracts.privacy import mask_phone, mask_pii
 
 # The city's time zone: a time written without a zone is the city's, and ticket numbers carry the city's date.
 CITY_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def city_time(moment: datetime) -> datetime:
+    """A time someone wrote, in UTC: without a zone it is the city's, as a citizen or a clerk of the city writes it."""
+    return (moment.replace(tzinfo=CITY_TZ) if moment.tzinfo is None else moment).astimezone(UTC)
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from classifiers.data import text_encoding
-from contracts import CITY_TZ, CameraFrame, HotlineTranscript, Topic, mask_phone
+from contracts import CameraFrame, HotlineTranscript, Topic, city_time, mask_phone
 from streams import Rejected, Transport
 from streams.codec import _error_details, mask_json_strings, summarise
 
@@ -176,7 +176,7 @@ def _written_time(text: str) -> datetime:
         year, month, day, hour, minute, second, fraction, zone = match.groups()
         parsed = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
                           round(float(fraction or 0) * 1_000_000), _zone(zone))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=CITY_TZ)).astimezone(UTC)
+    return city_time(parsed)
 
 
 def _zone(written: str | None) -> timezone | None:
